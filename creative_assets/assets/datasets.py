@@ -1,0 +1,203 @@
+"""Datasets: resolved labels per brand, and validated train/valid/test COCO files per brand × object."""
+
+from __future__ import annotations
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+
+from creative_assets.assets.metadata import error_metadata, preview, write_errors
+from creative_assets.labels.coco_splits import build_coco_datasets, dataset_fingerprint
+from creative_assets.labels.detectron2_catalog import detectron2_available, register_splits
+from creative_assets.labels.resolve import ANNOTATION_COLUMNS, LABEL_IMAGE_COLUMNS, build_label_set
+from creative_assets.partitions import brand_object_partitions, brand_partitions, split_partition_key
+from creative_assets.reporting.plots import image_grid, markdown_image
+from creative_assets.resources.settings_resource import SettingsResource
+
+OWNERS = ["team:data-engineering"]
+BOX_COLUMNS = [c for c in ANNOTATION_COLUMNS if c not in LABEL_IMAGE_COLUMNS]
+DATASET_COLUMNS = ["split", "json_path", "images", "positive_images", "annotations", "fingerprint"]
+
+
+def join_label_rows(images: pd.DataFrame, annotations: pd.DataFrame) -> pd.DataFrame:
+    """One row per labelled image × box; an image without boxes (a negative) appears once with no category."""
+    boxes = annotations[["image_path", *BOX_COLUMNS]]
+    return images.merge(boxes, on="image_path", how="left", sort=False)
+
+
+def split_label_rows(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Inverse of join_label_rows: (images, annotations)."""
+    images = rows[LABEL_IMAGE_COLUMNS].drop_duplicates("image_path").reset_index(drop=True)
+    boxes = rows[rows["category"].notna()]
+    annotations = boxes[[c for c in ANNOTATION_COLUMNS]].reset_index(drop=True)
+    return images, annotations
+
+
+@dg.asset(
+    partitions_def=brand_partitions,
+    group_name="datasets",
+    kinds={"python", "parquet"},
+    owners=OWNERS,
+    io_manager_key="warehouse_io_manager",
+    check_specs=[dg.AssetCheckSpec("labels_valid", asset="labels", description="every label record imported")],
+)
+def labels(
+    context: dg.AssetExecutionContext,
+    settings: SettingsResource,
+    creative_manifest: pd.DataFrame,
+    video_frames: pd.DataFrame,
+):
+    """The brand's labels (COCO / Azure ML exports) resolved to creatives and frames, one row per box."""
+    cfg = settings.load()
+    root = settings.root()
+    brand = context.partition_key
+    label_set = build_label_set(root, brand, creative_manifest, video_frames, list(cfg.category_to_object()))
+    rows = join_label_rows(label_set.images, label_set.annotations)
+    errors_path = write_errors(root, "labels_errors", brand, label_set.errors)
+    per_category = label_set.annotations["category"].value_counts().to_dict()
+    yield dg.Output(
+        rows,
+        metadata={
+            "labelled_images": len(label_set.images),
+            "boxes": len(label_set.annotations),
+            **{f"boxes_{k}": int(v) for k, v in sorted(per_category.items())},
+            "preview": preview(rows),
+            **error_metadata(label_set.errors, errors_path),
+        },
+    )
+    yield dg.AssetCheckResult(
+        check_name="labels_valid",
+        passed=len(label_set.errors) == 0,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"errors": len(label_set.errors)},
+    )
+
+
+def _pooled_rows(labels_by_brand: dict[str, pd.DataFrame] | pd.DataFrame, brand: str, pooled: bool) -> pd.DataFrame:
+    if isinstance(labels_by_brand, pd.DataFrame):
+        labels_by_brand = {brand: labels_by_brand}
+    if pooled:
+        frames = [df for _, df in sorted(labels_by_brand.items()) if len(df)]
+    else:
+        frames = [labels_by_brand[brand]] if brand in labels_by_brand else []
+    if not frames:
+        return pd.DataFrame(columns=[*LABEL_IMAGE_COLUMNS, *BOX_COLUMNS])
+    return pd.concat(frames, ignore_index=True)
+
+
+def _sample_grid(root, json_path: str, limit: int = 8) -> str | None:
+    import json
+
+    import cv2
+
+    coco = json.loads((root.root / json_path).read_text(encoding="utf-8"))
+    by_image: dict[int, list] = {}
+    for ann in coco["annotations"]:
+        by_image.setdefault(ann["image_id"], []).append(ann)
+    images, captions = [], []
+    for img in coco["images"]:
+        if img["id"] not in by_image:
+            continue
+        pixels = cv2.imread(str(root.resolve_inside(img["file_name"])))
+        if pixels is None:
+            continue
+        for ann in by_image[img["id"]]:
+            x, y, w, h = (int(round(v)) for v in ann["bbox"])
+            cv2.rectangle(pixels, (x, y), (x + w, y + h), (0, 255, 0), 2)
+        images.append(pixels)
+        captions.append(img["file_name"].rsplit("/", 1)[-1])
+        if len(images) >= limit:
+            break
+    if not images:
+        return None
+    return markdown_image(image_grid(images, captions, ncols=4), "training samples")
+
+
+@dg.asset(
+    partitions_def=brand_object_partitions,
+    group_name="datasets",
+    kinds={"coco", "parquet"},
+    owners=OWNERS,
+    io_manager_key="warehouse_io_manager",
+    ins={
+        "labels": dg.AssetIn(
+            partition_mapping=dg.AllPartitionMapping(),
+            metadata={"as_dict": True, "allow_missing_partitions": True},
+        )
+    },
+    check_specs=[
+        dg.AssetCheckSpec("dataset_valid", asset="coco_datasets", description="each split non-empty, has positives")
+    ],
+)
+def coco_datasets(context: dg.AssetExecutionContext, settings: SettingsResource, labels):
+    """Train/valid/test COCO files for the object's categories, split by source creative (face/smile pooled)."""
+    cfg = settings.load()
+    root = settings.root()
+    brand, object_name = split_partition_key(context.partition_key)
+    spec = cfg.object(object_name)
+    rows = _pooled_rows(labels, brand, spec.pooled)
+    images, annotations = split_label_rows(rows)
+    annotations = annotations[annotations["category"].isin(spec.categories)]
+    positives = annotations["image_path"].nunique()
+    out_dir = root.warehouse("coco_datasets", brand, object_name)
+    base_meta = {
+        "object": object_name,
+        "categories": ", ".join(spec.categories),
+        "pooled_brands": ", ".join(sorted(labels)) if spec.pooled and isinstance(labels, dict) else brand,
+        "labelled_images": len(images),
+        "positive_images": int(positives),
+    }
+    if positives == 0 or images["creative_id"].nunique() < 3:
+        reason = "no labels" if positives == 0 else "too few labelled creatives to split (need 3)"
+        context.log.info(f"{brand}|{object_name}: {reason}; materialising as 'no labels'")
+        yield dg.Output(pd.DataFrame({c: pd.Series(dtype="object") for c in DATASET_COLUMNS}).astype(
+            {"split": "string", "json_path": "string", "images": "int64", "positive_images": "int64",
+             "annotations": "int64", "fingerprint": "string"}),
+            metadata={**base_meta, "status": "no labels", "reason": reason})
+        yield dg.AssetCheckResult(check_name="dataset_valid", passed=True, metadata={"status": "no labels"})
+        return
+    built = build_coco_datasets(
+        images,
+        annotations,
+        list(spec.categories),
+        (cfg.split.train, cfg.split.valid, cfg.split.test),
+        cfg.split.seed,
+        out_dir,
+        root,
+    )
+    table = built.table.copy()
+    fingerprint = dataset_fingerprint([root.root / p for p in table["json_path"]])
+    table["fingerprint"] = fingerprint
+    table = table.astype({"fingerprint": "string"})
+    registered: list[str] = []
+    if detectron2_available():
+        registered = register_splits(
+            f"{brand}_{object_name}",
+            {r.split: root.root / r.json_path for r in table.itertuples()},
+            root.root,
+            built.metadata,
+        )
+    meta = {
+        **base_meta,
+        "status": "ok",
+        "fingerprint": fingerprint,
+        "thing_classes": ", ".join(built.metadata["thing_classes"]),
+        "splits": preview(table),
+        "class_balance": preview(built.class_balance),
+        "detectron2_registered": ", ".join(registered) or "detectron2 not installed",
+    }
+    grid = _sample_grid(root, str(table.loc[table["split"] == "train", "json_path"].iloc[0]))
+    if grid:
+        meta["samples"] = dg.MetadataValue.md(grid)
+    yield dg.Output(table, metadata=meta)
+    problems = [
+        f"{r.split}: {why}"
+        for r in table.itertuples()
+        for why, bad in (("empty", r.images == 0), ("no positive image", r.positive_images == 0))
+        if bad
+    ]
+    yield dg.AssetCheckResult(
+        check_name="dataset_valid",
+        passed=not problems,
+        metadata={"problems": "; ".join(problems) or "none", "positive_share": float(np.round(positives / len(images), 3))},
+    )

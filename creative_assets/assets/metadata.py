@@ -1,0 +1,52 @@
+"""Materialisation metadata shared by the assets: previews, images, errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+
+from creative_assets.atomic import atomic_write_parquet
+from creative_assets.layout import DataRoot
+
+
+def markdown_table(df: pd.DataFrame, limit: int = 10) -> str:
+    """A markdown table of the first `limit` rows (no extra dependency)."""
+    if df.empty:
+        return "_(no rows)_"
+    head = df.head(limit)
+    cols = [str(c) for c in head.columns]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for row in head.itertuples(index=False):
+        cells = []
+        for v in row:
+            if isinstance(v, float):
+                cells.append(f"{v:.4g}")
+            else:
+                cells.append(str(v).replace("|", "\\|"))
+        lines.append("| " + " | ".join(cells) + " |")
+    if len(df) > limit:
+        lines.append(f"\n_{len(df) - limit} more rows_")
+    return "\n".join(lines)
+
+
+def preview(df: pd.DataFrame, limit: int = 10) -> dg.MetadataValue:
+    """A markdown preview of a table."""
+    return dg.MetadataValue.md(markdown_table(df, limit))
+
+
+def write_errors(root: DataRoot, table: str, brand: str, errors: pd.DataFrame, object_name: str | None = None) -> Path:
+    """Store an errors table beside the asset's (always written, so an empty table means no errors)."""
+    target = root.warehouse(table, brand, object_name) / "part-00000.parquet"
+    atomic_write_parquet(target, errors.reset_index(drop=True))
+    return target
+
+
+def error_metadata(errors: pd.DataFrame, path: Path) -> dict[str, Any]:
+    """Error count, where the full table is, and the first rows."""
+    meta: dict[str, Any] = {"errors": len(errors), "errors_path": dg.MetadataValue.path(str(path))}
+    if len(errors):
+        meta["errors_preview"] = preview(errors)
+    return meta

@@ -1,0 +1,288 @@
+"""Training: the exhaustive grid per brand × object and the chosen model (with the Haar baseline for faces)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+
+from creative_assets.assets.metadata import preview
+from creative_assets.assets.progress import stage_progress
+from creative_assets.detection.backend import CocoSplit
+from creative_assets.detection.evaluation import always_absent_accuracy, load_ground_truth
+from creative_assets.detection.grid import choose_best_trial, run_grid
+from creative_assets.detection.haar import HAAR_CASCADES, haar_baseline
+from creative_assets.detection.registry import get_backend, resolve_device
+from creative_assets.layout import DataRoot
+from creative_assets.partitions import brand_object_partitions, split_partition_key
+from creative_assets.reporting.plots import confusion_matrices, heatmap_grid, markdown_image
+from creative_assets.resources.model_store import LocalModelStore
+from creative_assets.resources.settings_resource import SettingsResource
+from creative_assets.settings import Settings
+from creative_assets.version import code_version
+
+OWNERS = ["team:computer-vision"]
+NO_MODEL = "no model"
+
+
+def split_of(root_dir: Path, datasets: pd.DataFrame, split: str) -> CocoSplit:
+    """The CocoSplit of one split of a coco_datasets table."""
+    row = datasets.loc[datasets["split"] == split].iloc[0]
+    return CocoSplit(json_path=root_dir / str(row["json_path"]), image_root=root_dir)
+
+
+def grid_folder(cfg: Settings, brand: str, object_name: str, fingerprint: str) -> Path:
+    """Trials live under a folder keyed by dataset and training settings, so a changed input never resumes."""
+    spec = json.dumps(
+        {"train": cfg.train.model_dump(mode="json"), "confidences": cfg.confidences, "fp": fingerprint},
+        sort_keys=True,
+    )
+    key = hashlib.sha256(spec.encode()).hexdigest()[:12]
+    return DataRoot(cfg.data_root).models(brand, object_name) / "grid" / key
+
+
+def long_accuracy(trials: pd.DataFrame, confidences: list[float]) -> pd.DataFrame:
+    """Trial × confidence rows (max_iter, batch_size_per_image, confidence, accuracy, …) for heat maps."""
+    rows = []
+    for t in trials.itertuples():
+        for c in confidences:
+            pct = int(round(c * 100))
+            rows.append(
+                {
+                    "trial": t.trial,
+                    "max_iter": t.max_iter,
+                    "batch_size_per_image": t.batch_size_per_image,
+                    "confidence": c,
+                    **{m: getattr(t, f"{m}_{pct}") for m in ("accuracy", "precision", "recall", "f1")},
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def confusions_of(trial: pd.Series, confidences: list[float]) -> dict[float, np.ndarray]:
+    """2×2 confusion matrices [[TN, FP], [FN, TP]] of one trial at each confidence."""
+    out = {}
+    for c in confidences:
+        p = int(round(c * 100))
+        out[c] = np.array([[trial[f"tn_{p}"], trial[f"fp_{p}"]], [trial[f"fn_{p}"], trial[f"tp_{p}"]]])
+    return out
+
+
+@dg.asset(
+    partitions_def=brand_object_partitions,
+    group_name="training",
+    kinds={"pytorch", "parquet"},
+    owners=OWNERS,
+    io_manager_key="warehouse_io_manager",
+    op_tags={"creative_assets/accelerator": "1"},
+    check_specs=[dg.AssetCheckSpec("grid_complete", asset="grid_search", description="every grid trial has a row")],
+)
+def grid_search(context: dg.AssetExecutionContext, settings: SettingsResource, coco_datasets: pd.DataFrame):
+    """One Faster R-CNN per trial over SOLVER.MAX_ITER × ROI_HEADS.BATCH_SIZE_PER_IMAGE, scored on valid."""
+    cfg = settings.load()
+    root = settings.root()
+    brand, object_name = split_partition_key(context.partition_key)
+    expected = len(cfg.grid.max_iter) * len(cfg.grid.batch_size_per_image)
+    if coco_datasets.empty:
+        context.log.info(f"{brand}|{object_name}: no labels, no grid")
+        yield dg.Output(pd.DataFrame({"trial": pd.Series(dtype="string")}), metadata={"status": NO_MODEL})
+        yield dg.AssetCheckResult(check_name="grid_complete", passed=True, metadata={"status": NO_MODEL})
+        return
+    backend = get_backend(cfg.train)
+    device = resolve_device(cfg.train.device)
+    classes = list(cfg.object(object_name).categories)
+    out_dir = grid_folder(cfg, brand, object_name, str(coco_datasets["fingerprint"].iloc[0]))
+    context.log.info(
+        f"grid {brand}|{object_name}: {expected} trials, backend {backend.name}, {cfg.train.architecture}, "
+        f"device {device}, profile {cfg.profile}, trials in {out_dir}"
+    )
+    result = run_grid(
+        backend,
+        split_of(root.root, coco_datasets, "train"),
+        split_of(root.root, coco_datasets, "valid"),
+        classes,
+        cfg,
+        out_dir,
+        progress=stage_progress(context, f"{brand}|{object_name}: grid", "iterations"),
+        log=context.log.info,
+    )
+    trials = result.trials
+    best = choose_best_trial(trials)
+    long = long_accuracy(trials, cfg.confidences)
+    meta = {
+        "status": "ok",
+        "profile": cfg.profile,
+        "backend": backend.name,
+        "architecture": cfg.train.architecture,
+        "device": device,
+        "trials": len(trials),
+        "best_trial": str(best["trial"]),
+        "best_mean_accuracy": float(best["mean_accuracy"]),
+        "why_best": "highest mean valid accuracy over the confidences; ties: higher AP, then cheaper trial",
+        "train_seconds_total": float(trials["train_seconds"].max() if "shared_run" in trials else trials["train_seconds"].sum()),
+        "trial_table": preview(trials[[c for c in trials.columns if not c.startswith(("tp_", "fp_", "tn_", "fn_"))]], 20),
+        "accuracy_heatmaps": dg.MetadataValue.md(
+            markdown_image(heatmap_grid(long, cfg.confidences), "valid accuracy by MAX_ITER × BATCH_SIZE_PER_IMAGE")
+        ),
+        "best_confusion_matrices": dg.MetadataValue.md(
+            markdown_image(
+                confusion_matrices(confusions_of(best, cfg.confidences), f"{brand}|{object_name} {best['trial']}"),
+                "confusion matrices of the best trial",
+            )
+        ),
+        "best_AP": float(best["AP"]),
+        "best_AP50": float(best["AP50"]),
+    }
+    yield dg.Output(trials, metadata=meta)
+    yield dg.AssetCheckResult(
+        check_name="grid_complete",
+        passed=len(trials) == expected,
+        metadata={"expected": expected, "rows": len(trials)},
+    )
+
+
+CHOSEN_COLUMNS = [
+    "brand", "object", "status", "model_id", "checkpoint", "backend", "architecture", "classes", "trial",
+    "max_iter", "batch_size_per_image", "base_lr", "mean_accuracy", "AP", "AP50", "always_absent_accuracy",
+    "haar_accuracy", "dataset_fingerprint", "code_version", "profile", "device",
+]  # fmt: skip
+
+
+def no_model_row(brand: str, object_name: str, profile: str) -> pd.DataFrame:
+    """The explicit 'no model' record (a None output would vanish from the detections fan-in)."""
+    row = {c: None for c in CHOSEN_COLUMNS}
+    row.update({"brand": brand, "object": object_name, "status": NO_MODEL, "profile": profile})
+    return chosen_frame([row])
+
+
+def chosen_frame(rows: list[dict]) -> pd.DataFrame:
+    """A chosen_model table with stable dtypes."""
+    df = pd.DataFrame(rows, columns=CHOSEN_COLUMNS)
+    floats = ["base_lr", "mean_accuracy", "AP", "AP50", "always_absent_accuracy", "haar_accuracy"]
+    ints = ["max_iter", "batch_size_per_image"]
+    for c in CHOSEN_COLUMNS:
+        if c in floats:
+            df[c] = pd.to_numeric(df[c], errors="coerce").astype("float64")
+        elif c in ints:
+            df[c] = pd.to_numeric(df[c], errors="coerce").astype("Int64")
+        else:
+            df[c] = df[c].astype("string")
+    return df
+
+
+@dg.asset(
+    partitions_def=brand_object_partitions,
+    group_name="training",
+    kinds={"pytorch", "parquet"},
+    owners=OWNERS,
+    io_manager_key="warehouse_io_manager",
+    check_specs=[
+        dg.AssetCheckSpec("beats_always_absent", asset="chosen_model", description="accuracy > 'always absent'"),
+        dg.AssetCheckSpec("beats_haar", asset="chosen_model", description="face/smile: accuracy > OpenCV Haar"),
+    ],
+)
+def chosen_model(
+    context: dg.AssetExecutionContext,
+    settings: SettingsResource,
+    model_store: LocalModelStore,
+    grid_search: pd.DataFrame,
+    coco_datasets: pd.DataFrame,
+):
+    """The best grid trial's checkpoint and config in the model store, with metrics and lineage."""
+    cfg = settings.load()
+    root = settings.root()
+    brand, object_name = split_partition_key(context.partition_key)
+    if grid_search.empty or coco_datasets.empty:
+        yield dg.Output(no_model_row(brand, object_name, cfg.profile), metadata={"status": NO_MODEL})
+        yield dg.AssetCheckResult(check_name="beats_always_absent", passed=True, metadata={"status": NO_MODEL})
+        yield dg.AssetCheckResult(check_name="beats_haar", passed=True, metadata={"status": NO_MODEL})
+        return
+    best = choose_best_trial(grid_search)
+    valid = split_of(root.root, coco_datasets, "valid")
+    gt = load_ground_truth(valid.json_path)
+    absent = float(always_absent_accuracy(gt.presence))
+    primary = int(round(cfg.confidences[0] * 100))
+    haar_acc = None
+    if object_name in HAAR_CASCADES:
+        haar_acc = float(haar_baseline(gt, valid.image_root, gt.classes[0]).accuracy)
+    checkpoint = Path(str(best["checkpoint"]))
+    checkpoint = checkpoint if checkpoint.is_absolute() else root.root / checkpoint
+    lineage = {
+        "brand": brand,
+        "object": object_name,
+        "backend": str(best["backend"]),
+        "architecture": str(best["architecture"]),
+        "classes": list(cfg.object(object_name).categories),
+        "trial": str(best["trial"]),
+        "params": {"SOLVER.MAX_ITER": int(best["max_iter"]), "ROI_HEADS.BATCH_SIZE_PER_IMAGE": int(best["batch_size_per_image"]),
+                   "SOLVER.BASE_LR": float(best["base_lr"]), "SOLVER.IMS_PER_BATCH": int(best["ims_per_batch"])},
+        "metrics": {k: float(best[k]) for k in best.index if k.startswith(("accuracy_", "f1_", "AP", "mean_"))},
+        "dataset_fingerprint": str(coco_datasets["fingerprint"].iloc[0]),
+        "code_version": code_version(),
+        "profile": cfg.profile,
+        "train_settings": cfg.train.model_dump(mode="json"),
+    }
+    record = model_store.publish(brand, object_name, checkpoint, lineage)
+    row = {
+        "brand": brand,
+        "object": object_name,
+        "status": "model",
+        "model_id": record["model_id"],
+        "checkpoint": record["checkpoint"],
+        "backend": lineage["backend"],
+        "architecture": lineage["architecture"],
+        "classes": json.dumps(lineage["classes"]),
+        "trial": lineage["trial"],
+        "max_iter": int(best["max_iter"]),
+        "batch_size_per_image": int(best["batch_size_per_image"]),
+        "base_lr": float(best["base_lr"]),
+        "mean_accuracy": float(best["mean_accuracy"]),
+        "AP": float(best["AP"]),
+        "AP50": float(best["AP50"]),
+        "always_absent_accuracy": absent,
+        "haar_accuracy": haar_acc,
+        "dataset_fingerprint": lineage["dataset_fingerprint"],
+        "code_version": lineage["code_version"],
+        "profile": cfg.profile,
+        "device": str(best.get("device", "")),
+    }
+    acc = float(best[f"accuracy_{primary}"])
+    meta = {
+        "status": "model",
+        "model_id": record["model_id"],
+        "checkpoint": dg.MetadataValue.path(str(root.root / record["checkpoint"])),
+        "trial": lineage["trial"],
+        "mean_valid_accuracy": row["mean_accuracy"],
+        f"valid_accuracy_at_{primary}": acc,
+        "always_absent_accuracy": absent,
+        "AP": row["AP"],
+        "AP50": row["AP50"],
+        "lineage": dg.MetadataValue.json(lineage),
+        "best_confusion_matrices": dg.MetadataValue.md(
+            markdown_image(
+                confusion_matrices(confusions_of(best, cfg.confidences), f"{brand}|{object_name} {best['trial']}"),
+                "confusion matrices of the chosen model",
+            )
+        ),
+        "accuracy_heatmaps": dg.MetadataValue.md(
+            markdown_image(heatmap_grid(long_accuracy(grid_search, cfg.confidences), cfg.confidences), "grid heat maps")
+        ),
+    }
+    if haar_acc is not None:
+        meta["haar_accuracy"] = haar_acc
+        meta["margin_over_haar"] = acc - haar_acc
+    yield dg.Output(chosen_frame([row]), metadata=meta)
+    yield dg.AssetCheckResult(
+        check_name="beats_always_absent",
+        passed=acc > absent,
+        metadata={"accuracy": acc, "always_absent": absent},
+    )
+    yield dg.AssetCheckResult(
+        check_name="beats_haar",
+        passed=haar_acc is None or acc > haar_acc,
+        metadata={"accuracy": acc, "haar": haar_acc if haar_acc is not None else "n/a (not face/smile)"},
+    )

@@ -1,0 +1,96 @@
+"""The detector backend interface: train, predict on batches, save and load.
+
+Two real implementations: `torchvision_backend` and `detectron2_backend`. Both use the same
+hyper-parameter names (detectron2's) so a grid means the same thing on either.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from creative_assets.settings import TrainSettings
+
+# progress(iteration, max_iter, info) — info holds e.g. {"loss": float, "lr": float}
+ProgressFn = Callable[[int, int, dict[str, float]], None]
+
+
+@dataclass(frozen=True)
+class CocoSplit:
+    """One COCO split on disk: `file_name`s in the json are relative to `image_root`."""
+
+    json_path: Path
+    image_root: Path
+
+
+@dataclass(frozen=True)
+class TrialParams:
+    """The grid's two axes; everything else comes from TrainSettings."""
+
+    max_iter: int
+    batch_size_per_image: int
+
+    @property
+    def key(self) -> str:
+        """Stable name of the trial, e.g. `it300_roi512`."""
+        return f"it{self.max_iter}_roi{self.batch_size_per_image}"
+
+
+@dataclass
+class Predictions:
+    """Detections for one image: boxes in pixels of the input image (x_min, y_min, x_max, y_max)."""
+
+    boxes: np.ndarray  # (N, 4) float32
+    scores: np.ndarray  # (N,) float32
+    labels: np.ndarray  # (N,) int64, index into Detector.classes
+
+    def __len__(self) -> int:
+        return int(self.scores.shape[0])
+
+
+@dataclass
+class TrainResult:
+    """Checkpoints written by one training run, keyed by the iteration they were taken at."""
+
+    checkpoints: dict[int, Path]
+    seconds: dict[int, float]  # wall seconds of training up to that iteration
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+class Detector(Protocol):
+    """A loaded model ready for inference."""
+
+    classes: list[str]
+    backend: str
+    device: str
+
+    def predict(self, images: Sequence[np.ndarray], score_floor: float = 0.0) -> list[Predictions]:
+        """Detect on a batch of BGR uint8 images (H, W, 3) of any sizes; one Predictions per image."""
+        ...
+
+
+class DetectorBackend(Protocol):
+    """Trains and loads detectors."""
+
+    name: str
+
+    def train(
+        self,
+        train: CocoSplit,
+        classes: list[str],
+        params: TrialParams,
+        settings: TrainSettings,
+        out_dir: Path,
+        snapshot_iters: Sequence[int] = (),
+        progress: ProgressFn | None = None,
+    ) -> TrainResult:
+        """Train a detector for `classes` on `train`; checkpoints at `snapshot_iters` and MAX_ITER."""
+        ...
+
+    def load(self, checkpoint: Path, device: str | None = None) -> Detector:
+        """Load a checkpoint this backend saved (`torch.load(weights_only=True)`)."""
+        ...

@@ -1,0 +1,103 @@
+"""The data root's layout: where every raw and derived file lives (DESIGN, "Data root")."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from creative_assets.settings import validate_brand
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp"})
+VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".avi", ".mkv", ".webm"})
+LABEL_EXTENSIONS = frozenset({".json", ".jsonl"})
+
+
+class PathEscapeError(ValueError):
+    """A path that would leave the data root."""
+
+
+@dataclass(frozen=True)
+class DataRoot:
+    """Paths under one data root. Every path the pipeline reads or writes comes from here."""
+
+    root: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", Path(self.root).resolve())
+
+    # raw inputs
+    def raw(self, brand: str) -> Path:
+        """`raw/<brand>/`."""
+        return self.root / "raw" / validate_brand(brand)
+
+    def creatives(self, brand: str) -> Path:
+        """`raw/<brand>/creatives/`: images and videos; creative_id is the posix path below it."""
+        return self.raw(brand) / "creatives"
+
+    def labels(self, brand: str) -> Path:
+        """`raw/<brand>/labels/`: COCO json, Azure ML COCO export, Azure ML JSONL."""
+        return self.raw(brand) / "labels"
+
+    def impressions(self) -> Path | None:
+        """`raw/impressions.csv` or `.parquet`, whichever exists (csv first), else None."""
+        for name in ("impressions.csv", "impressions.parquet"):
+            p = self.root / "raw" / name
+            if p.is_file():
+                return p
+        return None
+
+    def brands(self) -> list[str]:
+        """Brand folders under `raw/` whose names are valid brands, sorted."""
+        base = self.root / "raw"
+        if not base.is_dir():
+            return []
+        out = []
+        for p in sorted(base.iterdir()):
+            if p.is_dir():
+                try:
+                    out.append(validate_brand(p.name))
+                except ValueError:
+                    continue
+        return out
+
+    # derived
+    def frames(self, brand: str) -> Path:
+        """`frames/<brand>/`: extracted frames, `<creative_id>/<frame:06d>.jpg`."""
+        return self.root / "frames" / validate_brand(brand)
+
+    def frame_path(self, brand: str, creative_id: str, frame_index: int) -> Path:
+        """Where frame `frame_index` of video `creative_id` is stored."""
+        return self.frames(brand) / creative_id / f"{frame_index:06d}.jpg"
+
+    def models(self, brand: str, object_name: str) -> Path:
+        """`models/<brand>/<object>/`: grid trials, the chosen checkpoint and its config."""
+        return self.root / "models" / validate_brand(brand) / object_name
+
+    def warehouse(self, asset: str, brand: str | None = None, object_name: str | None = None) -> Path:
+        """`warehouse/<asset>/brand=<b>[/object=<o>]/` (Hive partitions)."""
+        p = self.root / "warehouse" / asset
+        if brand is not None:
+            p = p / f"brand={validate_brand(brand)}"
+        if object_name is not None:
+            p = p / f"object={object_name}"
+        return p
+
+    def work(self, *parts: str) -> Path:
+        """`work/…`: resumable intermediate state (batch manifests, staging)."""
+        return self.root.joinpath("work", *parts)
+
+    # safety
+    def relative(self, path: Path) -> str:
+        """`path` relative to the root, posix; PathEscapeError if it is outside."""
+        resolved = Path(path).resolve()
+        try:
+            return resolved.relative_to(self.root).as_posix()
+        except ValueError:
+            raise PathEscapeError(f"{path} is outside the data root {self.root}") from None
+
+    def resolve_inside(self, relative: str) -> Path:
+        """The absolute path of `relative` (posix, under the root); PathEscapeError if it escapes."""
+        candidate = (self.root / relative).resolve()
+        if candidate != self.root and self.root not in candidate.parents:
+            raise PathEscapeError(f"{relative!r} escapes the data root")
+        return candidate

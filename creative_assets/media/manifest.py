@@ -1,0 +1,242 @@
+"""The creative manifest: every image and video of a brand with its size, timing and content hash.
+
+Only OpenCV reads the media. Anything that cannot be listed — an unsupported extension, an empty or corrupt
+file, a symlink that leaves the data root — becomes a row of the errors table instead of stopping the scan.
+Hidden files and folders (names starting with ".") are skipped silently: they are tool droppings such as
+`.DS_Store`, not creatives.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import pandas as pd
+
+from creative_assets.layout import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, DataRoot, PathEscapeError
+
+MANIFEST_COLUMNS = [
+    "brand",
+    "creative_id",
+    "media_type",
+    "path",
+    "width",
+    "height",
+    "fps",
+    "frame_count",
+    "duration_s",
+    "bytes",
+    "sha256",
+]
+MANIFEST_DTYPES = {
+    "brand": "string",
+    "creative_id": "string",
+    "media_type": "string",
+    "path": "string",
+    "width": "Int64",
+    "height": "Int64",
+    "fps": "float64",
+    "frame_count": "Int64",
+    "duration_s": "float64",
+    "bytes": "int64",
+    "sha256": "string",
+}
+ERROR_COLUMNS = ["brand", "file", "record", "stage", "reason"]
+ERROR_DTYPES = dict.fromkeys(ERROR_COLUMNS, "string")
+
+STAGE = "manifest"
+_HASH_CHUNK = 1 << 20
+
+
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of the file at `path`, read in 1 MiB chunks so memory does not grow with file size."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def manifest_frame(rows: list[dict] | None = None) -> pd.DataFrame:
+    """A manifest table with MANIFEST_COLUMNS and their dtypes (empty when `rows` is None)."""
+    return _typed(rows or [], MANIFEST_COLUMNS, MANIFEST_DTYPES)
+
+
+def error_frame(rows: list[dict] | None = None) -> pd.DataFrame:
+    """An errors table with ERROR_COLUMNS, all strings (empty when `rows` is None)."""
+    return _typed(rows or [], ERROR_COLUMNS, ERROR_DTYPES)
+
+
+def _typed(rows: list[dict], columns: list[str], dtypes: dict[str, str]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=columns).astype(dtypes)
+
+
+@dataclass(frozen=True)
+class _Found:
+    """One file met by the walk: where it sits under the data root and what the walk knows of it."""
+
+    creative_id: str
+    rel_path: str
+    problem: str | None = None
+
+
+def _walk(root: DataRoot, creatives: Path, base_rel: str) -> list[_Found]:
+    """Every non-hidden file below `creatives`; symlinks that leave the root are reported, not followed."""
+    found: list[_Found] = []
+    visited: set[Path] = set()
+
+    def visit(folder: Path, prefix: str) -> None:
+        real = folder.resolve()
+        if real in visited:  # a symlinked folder that loops back
+            return
+        visited.add(real)
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError as exc:
+            found.append(
+                _Found(prefix.rstrip("/"), f"{base_rel}/{prefix}".rstrip("/"), f"unreadable folder: {exc}")
+            )
+            return
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            creative_id = f"{prefix}{entry.name}"
+            rel_path = f"{base_rel}/{creative_id}"
+            if entry.is_symlink():
+                try:
+                    root.resolve_inside(rel_path)
+                except PathEscapeError:
+                    found.append(_Found(creative_id, rel_path, "symlink points outside the data root"))
+                    continue
+                if not os.path.exists(entry.path):
+                    found.append(_Found(creative_id, rel_path, "broken symlink"))
+                    continue
+            if entry.is_dir():
+                visit(Path(entry.path), f"{creative_id}/")
+            elif entry.is_file():
+                found.append(_Found(creative_id, rel_path))
+            else:
+                found.append(_Found(creative_id, rel_path, "not a regular file"))
+
+    visit(creatives, "")
+    return sorted(found, key=lambda f: f.creative_id)
+
+
+def scan_creatives(
+    root: DataRoot, brand: str, progress: Callable[[int, int], None] | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """List every creative of `brand` (manifest table, errors table); `progress(done, total)` per file."""
+    creatives = root.creatives(brand)
+    base_rel = creatives.relative_to(root.root).as_posix()
+    rows: list[dict] = []
+    errors: list[dict] = []
+
+    def error(file: str, reason: str) -> None:
+        errors.append({"brand": brand, "file": file, "record": "", "stage": STAGE, "reason": reason})
+
+    if not creatives.exists() and not creatives.is_symlink():
+        return manifest_frame(), error_frame()
+    try:
+        root.resolve_inside(base_rel)
+    except PathEscapeError:
+        error(base_rel, "creatives folder points outside the data root")
+        return manifest_frame(), error_frame(errors)
+    if not creatives.is_dir():
+        error(base_rel, "creatives path is not a folder")
+        return manifest_frame(), error_frame(errors)
+
+    found = _walk(root, creatives, base_rel)
+    for done, item in enumerate(found, start=1):
+        if item.problem is not None:
+            error(item.rel_path, item.problem)
+        else:
+            row, problem = _describe(root, brand, item)
+            if problem is not None:
+                error(item.rel_path, problem)
+            else:
+                rows.append(row)
+        if progress is not None:
+            progress(done, len(found))
+    return manifest_frame(rows), error_frame(errors)
+
+
+def _describe(root: DataRoot, brand: str, item: _Found) -> tuple[dict, str | None]:
+    """The manifest row of one file, or the reason it has none."""
+    suffix = Path(item.creative_id).suffix.lower()
+    if suffix in IMAGE_EXTENSIONS:
+        media_type = "image"
+    elif suffix in VIDEO_EXTENSIONS:
+        media_type = "video"
+    else:
+        return {}, f"unsupported extension {suffix or '(none)'}"
+    try:
+        path = root.resolve_inside(item.rel_path)
+        size = path.stat().st_size
+    except PathEscapeError:
+        return {}, "path points outside the data root"
+    except OSError as exc:
+        return {}, f"unreadable {media_type}: {exc.strerror or exc}"
+    if size == 0:
+        return {}, f"unreadable {media_type}: empty file"
+
+    if media_type == "image":
+        media, problem = _probe_image(path)
+    else:
+        media, problem = _probe_video(path)
+    if problem is not None:
+        return {}, f"unreadable {media_type}: {problem}"
+    try:
+        digest = sha256_file(path)
+    except OSError as exc:
+        return {}, f"unreadable {media_type}: {exc.strerror or exc}"
+    row = {
+        "brand": brand,
+        "creative_id": item.creative_id,
+        "media_type": media_type,
+        "path": item.rel_path,
+        "bytes": size,
+        "sha256": digest,
+        **media,
+    }
+    return row, None
+
+
+def _probe_image(path: Path) -> tuple[dict, str | None]:
+    """Width and height of a decodable image (as decoded, i.e. after EXIF orientation)."""
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        return {}, "OpenCV cannot decode it"
+    height, width = image.shape[:2]
+    return {"width": width, "height": height, "fps": None, "frame_count": None, "duration_s": None}, None
+
+
+def _probe_video(path: Path) -> tuple[dict, str | None]:
+    """Size, frame rate and container frame count of a video whose first frame decodes."""
+    capture = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+    try:
+        if not capture.isOpened():
+            return {}, "OpenCV cannot open it"
+        fps = capture.get(cv2.CAP_PROP_FPS)
+        frame_count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+        ok, frame = capture.read()
+        if not ok or frame is None:
+            return {}, "no decodable frame"
+    finally:
+        capture.release()
+    # The decoded frame, not the container header, gives the size: rotation metadata is applied on decode.
+    height, width = frame.shape[:2]
+    fps_value = fps if math.isfinite(fps) and fps > 0 else None
+    count_value = frame_count if frame_count > 0 else None
+    duration = count_value / fps_value if fps_value and count_value else None
+    return {
+        "width": width,
+        "height": height,
+        "fps": fps_value,
+        "frame_count": count_value,
+        "duration_s": duration,
+    }, None

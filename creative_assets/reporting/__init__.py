@@ -1,0 +1,1 @@
+"""Figures and other renderings for asset metadata."""
