@@ -27,13 +27,15 @@ def make_video(path: Path, frames: int, fps: float, width: int, height: int, see
     path.parent.mkdir(parents=True, exist_ok=True)
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
     rng = np.random.default_rng(seed)
-    ramp = np.linspace(0, 255, width, dtype=np.float32)[None, :, None]
-    base = np.repeat(np.repeat(ramp, height, axis=0), 3, axis=2)
+    # A few precomputed noise layers keep generation quick; cycling them still changes every frame.
+    noise = [rng.integers(0, 12, (height, width, 3), dtype=np.uint8) for _ in range(7)]
+    ramp = np.linspace(0, 255, width).astype(np.uint8)[None, :, None]
+    base = np.ascontiguousarray(np.broadcast_to(ramp, (height, width, 3)))
     for i in range(frames):
-        image = ((base + 3 * i) % 256).astype(np.uint8)
+        image = base + np.uint8((3 * i) % 256)  # uint8 arithmetic wraps: a scrolling ramp
         x, y = (7 * i) % (width - 60), (5 * i) % (height - 40)
         image[y : y + 40, x : x + 60] = (30, 200, 90)
-        image = cv2.add(image, rng.integers(0, 12, image.shape, dtype=np.uint8))
+        image = cv2.add(image, noise[i % len(noise)])
         writer.write(image)
     writer.release()
 

@@ -54,7 +54,7 @@ COUNT_COLUMNS = ["n", "tp", "fp", "tn", "fn"]
 RATE_COLUMNS = ["accuracy", "precision", "recall", "f1"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # arrays inside: compare by identity
 class GroundTruth:
     """One COCO split, reduced to what evaluation needs; rows follow `image_ids` (ascending)."""
 
@@ -78,7 +78,9 @@ class GroundTruth:
         try:
             return self.classes.index(class_name)
         except ValueError:
-            raise ValueError(f"class {class_name!r} is not in {self.json_path.name}: {self.classes}") from None
+            raise ValueError(
+                f"class {class_name!r} is not in {self.json_path.name}: {self.classes}"
+            ) from None
 
 
 def _quiet_coco(dataset: dict[str, Any]) -> COCO:
@@ -163,7 +165,9 @@ def _ratio(num: np.ndarray, den: np.ndarray, empty: float) -> np.ndarray:
     return out
 
 
-def presence_arrays(truth: np.ndarray, scores: np.ndarray, thresholds: Sequence[float]) -> dict[str, np.ndarray]:
+def presence_arrays(
+    truth: np.ndarray, scores: np.ndarray, thresholds: Sequence[float]
+) -> dict[str, np.ndarray]:
     """Counts and rates at every threshold at once: arrays of length len(thresholds), keyed like PRESENCE_COLUMNS.
 
     This is the single implementation behind `presence_metrics` and the threshold sweep.
@@ -255,14 +259,18 @@ def evaluate_presence(
         parts.append(part)
     df = pd.concat(parts, ignore_index=True)[PRESENCE_COLUMNS]
     df["class_name"] = df["class_name"].astype(pd.StringDtype())
-    return df.astype({c: "int64" for c in COUNT_COLUMNS} | {c: "float64" for c in ["confidence", *RATE_COLUMNS]})
+    return df.astype(
+        {c: "int64" for c in COUNT_COLUMNS} | {c: "float64" for c in ["confidence", *RATE_COLUMNS]}
+    )
 
 
 def _coco_results(gt: GroundTruth, preds: Mapping[int, Predictions]) -> list[dict[str, Any]]:
     results = []
     for image_id, p in preds.items():
         boxes = np.asarray(p.boxes, dtype=np.float64).reshape(-1, 4)
-        for (x0, y0, x1, y1), score, label in zip(boxes, np.asarray(p.scores), np.asarray(p.labels), strict=True):
+        for (x0, y0, x1, y1), score, label in zip(
+            boxes, np.asarray(p.scores), np.asarray(p.labels), strict=True
+        ):
             results.append(
                 {
                     "image_id": int(image_id),

@@ -95,7 +95,9 @@ def haar_predictions(
     return out
 
 
-def haar_baseline(gt: GroundTruth, image_root: Path, class_name: str, threshold: float = 0.5) -> PresenceMetrics:
+def haar_baseline(
+    gt: GroundTruth, image_root: Path, class_name: str, threshold: float = 0.5
+) -> PresenceMetrics:
     """Presence metrics of the Haar cascade for `class_name` on the split `gt`."""
     k = gt.class_index(class_name)
     scores = max_scores(gt, haar_predictions(gt, image_root, class_name))

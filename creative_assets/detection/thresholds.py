@@ -97,7 +97,9 @@ def optimal_thresholds(
     Returns a table with OPTIMAL_THRESHOLD_COLUMNS (one row per class) and {class_name: sweep}.
     """
     if list(gt_valid.classes) != list(gt_test.classes):
-        raise ValueError(f"valid and test splits list different classes: {gt_valid.classes} vs {gt_test.classes}")
+        raise ValueError(
+            f"valid and test splits list different classes: {gt_valid.classes} vs {gt_test.classes}"
+        )
     scores_valid = max_scores(gt_valid, preds_valid)
     scores_test = max_scores(gt_test, preds_test)
     rows, sweeps = [], {}

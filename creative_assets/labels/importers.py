@@ -250,7 +250,9 @@ def _parse_coco(data: bytes, parsed: ParsedLabels) -> None:
                 raise _Invalid(f"image_id {image_id!r} is not among the file's images")
             ann_id = _identifier(ann.get("id"), "id")
             if ann_id in seen_ann:
-                raise _Invalid(f"duplicate annotation id {ann_id!r} (first at annotations[{seen_ann[ann_id]}])")
+                raise _Invalid(
+                    f"duplicate annotation id {ann_id!r} (first at annotations[{seen_ann[ann_id]}])"
+                )
             seen_ann[ann_id] = i
             boxes[image_id].append(_coco_box(ann, categories, normalised, record))
         except _Invalid as err:
@@ -261,7 +263,9 @@ def _parse_coco(data: bytes, parsed: ParsedLabels) -> None:
     for key, image in images.items():
         if key in failed:
             parsed.errors.append(
-                LabelError(file, image_records[key], f"image skipped: its annotation {failed[key]} was rejected")
+                LabelError(
+                    file, image_records[key], f"image skipped: its annotation {failed[key]} was rejected"
+                )
             )
             continue
         image.boxes = boxes[key]
@@ -372,12 +376,18 @@ def _all_normalised(annotations: list[Any]) -> bool:
         if not all(math.isfinite(v) for v in bbox):
             continue
         x, y, w, h = bbox
-        if min(x, y, w, h) < -_NORMALISED_SLACK or x + w > 1 + _NORMALISED_SLACK or y + h > 1 + _NORMALISED_SLACK:
+        if (
+            min(x, y, w, h) < -_NORMALISED_SLACK
+            or x + w > 1 + _NORMALISED_SLACK
+            or y + h > 1 + _NORMALISED_SLACK
+        ):
             return False
     return True
 
 
-def _coco_box(ann: dict[str, Any], categories: dict[Hashable, str], normalised: bool, record: str) -> LabelBox:
+def _coco_box(
+    ann: dict[str, Any], categories: dict[Hashable, str], normalised: bool, record: str
+) -> LabelBox:
     cat_id = _identifier(ann.get("category_id"), "category_id")
     if cat_id not in categories:
         raise _Invalid(f"category_id {cat_id!r} is not among the file's categories")
@@ -435,5 +445,7 @@ def _jsonl_image(obj: Any, record: str, source: Path) -> LabelImage:
         category = _text(item.get("label"), f"{where}.label")
         coords = [_number(item.get(key), f"{where}.{key}") for key in ("topX", "topY", "bottomX", "bottomY")]
         iscrowd = _flag(item.get("isCrowd"), f"{where}.isCrowd")
-        boxes.append(LabelBox(category, *coords, normalised=True, record=f"{record} {where}", iscrowd=iscrowd))
+        boxes.append(
+            LabelBox(category, *coords, normalised=True, record=f"{record} {where}", iscrowd=iscrowd)
+        )
     return LabelImage(reference, width, height, boxes, record, source)

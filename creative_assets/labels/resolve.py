@@ -26,7 +26,6 @@ error for the later record otherwise; files are read in sorted order, so the fir
 
 from __future__ import annotations
 
-import posixpath
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -38,7 +37,6 @@ from creative_assets.labels.importers import LabelBox, LabelImage, load_label_fi
 from creative_assets.layout import LABEL_EXTENSIONS, DataRoot, PathEscapeError
 
 STAGE = "labels"
-LABEL_IMAGE_COLUMNS = ["brand", "image_path", "creative_id", "frame_index", "width", "height", "source_file"]
 LABEL_IMAGE_DTYPES = {
     "brand": "string",
     "image_path": "string",
@@ -48,7 +46,7 @@ LABEL_IMAGE_DTYPES = {
     "height": "int64",
     "source_file": "string",
 }
-ANNOTATION_COLUMNS = ["brand", "image_path", "category", "x_min", "y_min", "x_max", "y_max", "source_file", "record"]
+LABEL_IMAGE_COLUMNS = list(LABEL_IMAGE_DTYPES)
 ANNOTATION_DTYPES = {
     "brand": "string",
     "image_path": "string",
@@ -60,6 +58,7 @@ ANNOTATION_DTYPES = {
     "source_file": "string",
     "record": "string",
 }
+ANNOTATION_COLUMNS = list(ANNOTATION_DTYPES)
 LABEL_ERROR_COLUMNS = ["brand", "file", "record", "stage", "reason"]
 ESCAPES_ROOT = "path escapes the data root"
 # Two records of one image agree when every box matches within this many pixels (exports round differently).
@@ -150,13 +149,12 @@ def reference_parts(reference: str, root: DataRoot) -> tuple[str, ...]:
     if ".." in parts:
         raise UnresolvedReference(ESCAPES_ROOT)
     if absolute:
-        # Only a lexical check: with no `..` left, an absolute path is inside the root iff it starts with it.
-        as_posix = posixpath.normpath("/" + "/".join(parts)) if not path[1:2] == ":" else path
+        # A lexical check suffices: with no `..` left, an absolute path is inside the root iff it starts
+        # with the root's parts. A drive-letter path never does (the root is a posix path).
         root_parts = PurePosixPath(root.root.as_posix()).parts[1:]
-        absolute_parts = PurePosixPath(as_posix).parts[1:] if as_posix.startswith("/") else ()
-        if not absolute_parts or absolute_parts[: len(root_parts)] != root_parts:
+        if not path.startswith("/") or parts[: len(root_parts)] != root_parts:
             raise UnresolvedReference(ESCAPES_ROOT)
-        parts = tuple(absolute_parts[len(root_parts) :])
+        parts = parts[len(root_parts) :]
     if not parts:
         raise UnresolvedReference("the reference names no file")
     return parts
@@ -188,12 +186,27 @@ class LabelSet:
     errors: pd.DataFrame
 
 
+@dataclass(frozen=True)
+class _PixelBox:
+    category: str
+    x_min: float
+    y_min: float
+    x_max: float
+    y_max: float
+    record: str
+    iscrowd: bool
+
+    @property
+    def corners(self) -> tuple[float, float, float, float]:
+        return (self.x_min, self.y_min, self.x_max, self.y_max)
+
+
 @dataclass
 class _Accepted:
     image: KnownImage
     source_file: str
     record: str
-    boxes: list[tuple[str, float, float, float, float, str]]
+    boxes: list[_PixelBox]
 
 
 def build_label_set(
@@ -253,20 +266,27 @@ def build_label_set(
                 "source_file": item.source_file,
             }
         )
-        for category, x0, y0, x1, y1, record in item.boxes:
-            if category not in known_categories:
+        for box in item.boxes:
+            if box.category not in known_categories:
                 known = ", ".join(sorted(known_categories)) or "none"
-                error(item.source_file, record, f"unknown category {category!r} (known: {known}); box skipped")
+                error(
+                    item.source_file,
+                    box.record,
+                    f"unknown category {box.category!r} (known: {known}); box skipped",
+                )
                 continue
-            if category.startswith(_CROWD):
-                error(item.source_file, record, "note: crowd box skipped (crowd regions are not trained on)")
+            if box.iscrowd:
+                error(
+                    item.source_file, box.record, "note: crowd box skipped (crowd regions are not trained on)"
+                )
                 continue
+            x0, y0, x1, y1 = box.corners
             cx0, cy0 = min(max(x0, 0.0), image.width), min(max(y0, 0.0), image.height)
             cx1, cy1 = min(max(x1, 0.0), image.width), min(max(y1, 0.0), image.height)
             if cx1 <= cx0 or cy1 <= cy0:
                 error(
                     item.source_file,
-                    record,
+                    box.record,
                     f"box ({x0:g}, {y0:g}, {x1:g}, {y1:g}) lies outside the {image.width}x{image.height} "
                     "image or has no area; box skipped",
                 )
@@ -275,13 +295,13 @@ def build_label_set(
                 {
                     "brand": brand,
                     "image_path": image.image_path,
-                    "category": category,
+                    "category": box.category,
                     "x_min": cx0,
                     "y_min": cy0,
                     "x_max": cx1,
                     "y_max": cy1,
                     "source_file": item.source_file,
-                    "record": record,
+                    "record": box.record,
                 }
             )
     return LabelSet(
@@ -289,9 +309,6 @@ def build_label_set(
         annotations=_frame(annotation_rows, ANNOTATION_COLUMNS, ANNOTATION_DTYPES),
         errors=_frame(errors, LABEL_ERROR_COLUMNS, dict.fromkeys(LABEL_ERROR_COLUMNS, "string")),
     )
-
-
-_CROWD = "\x00crowd:"  # marks crowd boxes between _to_pixels and validation; NUL never occurs in a category
 
 
 def _label_files(root: DataRoot, brand: str, error) -> list[Path]:
@@ -328,19 +345,25 @@ def _size_conflict(label: LabelImage, image: KnownImage) -> str | None:
     return None
 
 
-def _to_pixels(box: LabelBox, image: KnownImage) -> tuple[str, float, float, float, float, str]:
+def _to_pixels(box: LabelBox, image: KnownImage) -> _PixelBox:
     sx, sy = (image.width, image.height) if box.normalised else (1, 1)
-    category = _CROWD + box.category if box.iscrowd else box.category
-    return (category, box.x_min * sx, box.y_min * sy, box.x_max * sx, box.y_max * sy, box.record)
+    return _PixelBox(
+        box.category, box.x_min * sx, box.y_min * sy, box.x_max * sx, box.y_max * sy, box.record, box.iscrowd
+    )
 
 
-def _same_boxes(a: list[tuple], b: list[tuple]) -> bool:
+def _same_boxes(a: list[_PixelBox], b: list[_PixelBox]) -> bool:
+    """Same categories and corners within DUPLICATE_TOLERANCE_PX, in any order."""
     if len(a) != len(b):
         return False
-    key = lambda box: (box[0], round(box[1]), round(box[2]), round(box[3]), round(box[4]))  # noqa: E731
+
+    def order(box: _PixelBox) -> tuple:
+        return (box.category, box.iscrowd, *(round(v) for v in box.corners))
+
     return all(
-        p[0] == q[0] and all(abs(u - v) <= DUPLICATE_TOLERANCE_PX for u, v in zip(p[1:5], q[1:5], strict=True))
-        for p, q in zip(sorted(a, key=key), sorted(b, key=key), strict=True)
+        (p.category, p.iscrowd) == (q.category, q.iscrowd)
+        and all(abs(u - v) <= DUPLICATE_TOLERANCE_PX for u, v in zip(p.corners, q.corners, strict=True))
+        for p, q in zip(sorted(a, key=order), sorted(b, key=order), strict=True)
     )
 
 

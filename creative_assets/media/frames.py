@@ -19,12 +19,15 @@ import json
 import math
 import re
 import time
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import cv2
+import numpy as np
 import pandas as pd
 
 from creative_assets.atomic import atomic_write_bytes, atomic_write_json, remove_stale_temporaries
@@ -48,6 +51,8 @@ STAGE = "frames"
 # losing up to 1% of the tail also costs the frame table nothing that matters.
 TRUNCATION_TOLERANCE = 0.01
 
+_WRITER_THREADS = 2
+_MAX_PENDING_FRAMES = 2 * _WRITER_THREADS
 _FRAME_NAME = re.compile(r"^\d{6}\.jpg$")
 
 
@@ -273,28 +278,51 @@ def _decode_and_write(
         expected = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
         params = [cv2.IMWRITE_JPEG_QUALITY, quality]
         kept: list[dict[str, Any]] = []
+        pending: deque[Future[None]] = deque()
         index = 0
-        # grab() decodes without the colour conversion; only kept frames pay for retrieve().
-        while capture.grab():
-            if index % stride == 0:
-                ok, image = capture.retrieve()
-                if not ok or image is None:
-                    raise _VideoFailed(f"frame {index} decoded but could not be converted")
-                ok, encoded = cv2.imencode(".jpg", image, params)
-                if not ok:
-                    raise _VideoFailed(f"frame {index} could not be encoded as JPEG")
-                try:
-                    atomic_write_bytes(root.frame_path(brand, creative_id, index), encoded.tobytes())
-                except OSError as exc:
-                    raise _VideoFailed(f"cannot write frame {index}: {exc}") from None
-                height, width = image.shape[:2]
-                kept.append(
-                    {"frame_index": index, "timestamp_s": index / fps, "width": width, "height": height}
-                )
-            index += 1
+        # JPEG encoding and the fsynced write run beside decoding (OpenCV releases the GIL); the queue is
+        # bounded so memory stays a few frames whatever the video's length.
+        with ThreadPoolExecutor(max_workers=_WRITER_THREADS) as writers:
+            try:
+                # grab() decodes without the colour conversion; only kept frames pay for retrieve().
+                while capture.grab():
+                    if index % stride == 0:
+                        ok, image = capture.retrieve()
+                        if not ok or image is None:
+                            raise _VideoFailed(f"frame {index} decoded but could not be converted")
+                        target = root.frame_path(brand, creative_id, index)
+                        pending.append(writers.submit(_save_jpeg, target, image, params, index))
+                        height, width = image.shape[:2]
+                        kept.append(
+                            {
+                                "frame_index": index,
+                                "timestamp_s": index / fps,
+                                "width": width,
+                                "height": height,
+                            }
+                        )
+                        while len(pending) > _MAX_PENDING_FRAMES:
+                            pending.popleft().result()
+                    index += 1
+                while pending:
+                    pending.popleft().result()
+            finally:
+                # No write may land after the caller starts cleaning up a failed video.
+                wait(pending)
     finally:
         capture.release()
     return kept, index, expected, fps
+
+
+def _save_jpeg(target: Path, image: np.ndarray, params: list[int], index: int) -> None:
+    """Encode one frame and write it atomically."""
+    ok, encoded = cv2.imencode(".jpg", image, params)
+    if not ok:
+        raise _VideoFailed(f"frame {index} could not be encoded as JPEG")
+    try:
+        atomic_write_bytes(target, encoded.tobytes())
+    except OSError as exc:
+        raise _VideoFailed(f"cannot write frame {index}: {exc}") from None
 
 
 def _remove_frames(frame_dir: Path, keep: set[str]) -> None:

@@ -17,7 +17,9 @@ from collections.abc import Mapping, Sequence
 import cv2
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.image import AxesImage
 from matplotlib.patches import Rectangle
 from PIL import Image
 
@@ -95,7 +97,7 @@ def _grid_pivot(trials: pd.DataFrame, confidence: float, value: str) -> pd.DataF
     return pivot.sort_index().sort_index(axis=1).astype("float64")
 
 
-def _draw_heatmap(ax, pivot: pd.DataFrame, title: str, vmin: float, vmax: float):
+def _draw_heatmap(ax: Axes, pivot: pd.DataFrame, title: str, vmin: float, vmax: float) -> AxesImage:
     data = pivot.to_numpy(dtype=np.float64, na_value=np.nan)
     image = ax.imshow(data, cmap="viridis", vmin=vmin, vmax=vmax, aspect="auto")
     ax.set_xticks(range(data.shape[1]), labels=[str(c) for c in pivot.columns])
@@ -266,7 +268,9 @@ def detections_overlay(
         (tw, th), base = cv2.getTextSize(text, font, font_scale, 1)
         ty = max(p0[1], th + base + 2)  # keep the caption inside the image for boxes at the top edge
         cv2.rectangle(canvas, (p0[0], ty - th - base - 2), (p0[0] + tw + 2, ty), colour, cv2.FILLED)
-        cv2.putText(canvas, text, (p0[0] + 1, ty - base - 1), font, font_scale, (255, 255, 255), 1, cv2.LINE_AA)
+        cv2.putText(
+            canvas, text, (p0[0] + 1, ty - base - 1), font, font_scale, (255, 255, 255), 1, cv2.LINE_AA
+        )
     return _encode_png(canvas)
 
 

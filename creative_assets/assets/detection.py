@@ -1,0 +1,227 @@
+"""Detection: per-class thresholds per brand × object, then every creative through every chosen model."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import dagster as dg
+import pandas as pd
+
+from creative_assets.assets.metadata import error_metadata, preview, write_errors
+from creative_assets.assets.progress import stage_progress
+from creative_assets.assets.training import NO_MODEL, split_of
+from creative_assets.detection.batch_detect import LoadedModel, run_detection, work_items
+from creative_assets.detection.evaluation import load_ground_truth
+from creative_assets.detection.registry import get_backend
+from creative_assets.detection.split_inference import predict_split
+from creative_assets.detection.thresholds import optimal_thresholds as compute_optimal_thresholds
+from creative_assets.layout import DataRoot
+from creative_assets.partitions import brand_object_partitions, brand_partitions, split_partition_key
+from creative_assets.reporting.plots import detections_overlay, markdown_image, threshold_curve
+from creative_assets.resources.model_store import LocalModelStore
+from creative_assets.resources.settings_resource import SettingsResource
+from creative_assets.resources.warehouse_io_manager import TableRef
+from creative_assets.settings import Settings
+from creative_assets.tables.schemas import DETECTION_COLUMNS
+
+OWNERS = ["team:computer-vision"]
+THRESHOLD_COLUMNS = [
+    "brand", "object", "class_name", "model_id", "threshold",
+    "valid_accuracy", "valid_precision", "valid_recall", "valid_f1",
+    "test_accuracy", "test_precision", "test_recall", "test_f1", "valid_positives", "test_positives",
+]  # fmt: skip
+
+
+def load_detector(cfg: Settings, root: DataRoot, chosen_row: pd.Series):
+    """Load the chosen model of one chosen_model row with the backend that trained it."""
+    train = cfg.train.model_copy(update={"backend": str(chosen_row["backend"])})
+    return get_backend(train).load(root.root / str(chosen_row["checkpoint"]))
+
+
+def _empty_thresholds() -> pd.DataFrame:
+    df = pd.DataFrame({c: pd.Series(dtype="float64") for c in THRESHOLD_COLUMNS})
+    for c in ("brand", "object", "class_name", "model_id"):
+        df[c] = df[c].astype("string")
+    for c in ("valid_positives", "test_positives"):
+        df[c] = df[c].astype("int64")
+    return df
+
+
+@dg.asset(
+    partitions_def=brand_object_partitions,
+    group_name="detection",
+    kinds={"pytorch", "parquet"},
+    owners=OWNERS,
+    io_manager_key="warehouse_io_manager",
+)
+def optimal_thresholds(
+    context: dg.AssetExecutionContext,
+    settings: SettingsResource,
+    chosen_model: pd.DataFrame,
+    coco_datasets: pd.DataFrame,
+) -> dg.Output:
+    """Per class: the score threshold (0.20–0.99, step 0.01) with the best valid accuracy, and its test scores."""
+    cfg = settings.load()
+    root = settings.root()
+    brand, object_name = split_partition_key(context.partition_key)
+    row = chosen_model.iloc[0]
+    if row["status"] != "model":
+        return dg.Output(_empty_thresholds(), metadata={"status": NO_MODEL})
+    detector = load_detector(cfg, root, row)
+    splits = {s: split_of(root.root, coco_datasets, s) for s in ("valid", "test")}
+    gts = {s: load_ground_truth(sp.json_path) for s, sp in splits.items()}
+    floor = min(cfg.thresholds.start, cfg.detection.score_floor)
+    preds = {
+        s: predict_split(detector, sp, images_per_forward=cfg.detection.images_per_forward, score_floor=floor)
+        for s, sp in splits.items()
+    }
+    table, sweeps = compute_optimal_thresholds(
+        gts["valid"], preds["valid"], gts["test"], preds["test"], cfg.thresholds.values()
+    )
+    table = table.copy()
+    table.insert(0, "brand", brand)
+    table.insert(1, "object", object_name)
+    table.insert(3, "model_id", str(row["model_id"]))
+    table = table[THRESHOLD_COLUMNS].astype({c: "string" for c in ("brand", "object", "class_name", "model_id")})
+    meta = {
+        "status": "ok",
+        "model_id": str(row["model_id"]),
+        "thresholds": preview(table),
+        "tie_break": "highest valid accuracy; ties: highest F1, then the middle of the widest tied run",
+    }
+    for r in table.itertuples():
+        meta[f"threshold_{r.class_name}"] = float(r.threshold)
+        meta[f"test_accuracy_{r.class_name}"] = float(r.test_accuracy)
+        meta[f"curve_{r.class_name}"] = dg.MetadataValue.md(
+            markdown_image(
+                threshold_curve(sweeps[r.class_name], float(r.threshold), f"{brand}|{object_name}: {r.class_name}"),
+                f"valid accuracy vs threshold for {r.class_name}",
+            )
+        )
+    return dg.Output(table, metadata=meta)
+
+
+def _brand_inputs(values: dict[str, pd.DataFrame] | pd.DataFrame) -> list[pd.DataFrame]:
+    if isinstance(values, pd.DataFrame):
+        return [values]
+    return [values[k] for k in sorted(values)]
+
+
+def loaded_models(cfg: Settings, root: DataRoot, chosen: list[pd.DataFrame], thresholds: list[pd.DataFrame]):
+    """Every chosen model of the brand, loaded once, with its per-class thresholds."""
+    by_object = {}
+    for t in thresholds:
+        for r in t.itertuples():
+            by_object.setdefault((r.object, r.model_id), {})[r.class_name] = float(r.threshold)
+    models = []
+    for df in chosen:
+        row = df.iloc[0]
+        if row["status"] != "model":
+            continue
+        classes = json.loads(str(row["classes"]))
+        th = by_object.get((row["object"], row["model_id"]))
+        if th is None:
+            # thresholds not materialised for this model version: fall back to the lowest swept value
+            th = dict.fromkeys(classes, cfg.thresholds.start)
+        models.append(
+            LoadedModel(
+                object_name=str(row["object"]),
+                model_id=str(row["model_id"]),
+                detector=load_detector(cfg, root, row),
+                thresholds=th,
+            )
+        )
+    return models
+
+
+def _overlay_samples(root: DataRoot, detections: pd.DataFrame, limit: int = 3) -> str:
+    shown = detections[detections["above_threshold"]]
+    parts = []
+    for creative, group in list(shown.groupby(["creative_id", "frame_index"], dropna=False, sort=True))[:limit]:
+        first = group.iloc[0]
+        if pd.isna(first["frame_index"]):
+            path = root.creatives(str(first["brand"])) / str(first["creative_id"])
+        else:
+            path = root.frame_path(str(first["brand"]), str(first["creative_id"]), int(first["frame_index"]))
+        pixels = cv2.imread(str(path))
+        if pixels is None:
+            continue
+        png = detections_overlay(
+            pixels,
+            group[["x_min", "y_min", "x_max", "y_max"]].to_numpy(),
+            group["class_name"].astype(str).tolist(),
+            group["score"].to_numpy(),
+        )
+        parts.append(markdown_image(png, f"detections on {creative[0]}"))
+    return "\n\n".join(parts)
+
+
+@dg.asset(
+    partitions_def=brand_partitions,
+    group_name="detection",
+    kinds={"pytorch", "parquet"},
+    owners=OWNERS,
+    io_manager_key="warehouse_io_manager",
+    op_tags={"creative_assets/accelerator": "1"},
+    ins={
+        "chosen_model": dg.AssetIn(
+            partition_mapping=dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name="brand"),
+            metadata={"allow_missing_partitions": True, "as_dict": True},
+        ),
+        "optimal_thresholds": dg.AssetIn(
+            partition_mapping=dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name="brand"),
+            metadata={"allow_missing_partitions": True, "as_dict": True},
+        ),
+    },
+)
+def detections(
+    context: dg.AssetExecutionContext,
+    settings: SettingsResource,
+    creative_manifest: pd.DataFrame,
+    video_frames: pd.DataFrame,
+    chosen_model,
+    optimal_thresholds,
+) -> dg.Output:
+    """Every detection ≥ the score floor on every image and frame of the brand, from all its chosen models."""
+    cfg = settings.load()
+    root = settings.root()
+    brand = context.partition_key
+    models = loaded_models(cfg, root, _brand_inputs(chosen_model), _brand_inputs(optimal_thresholds))
+    context.log.info(f"{brand}: {len(models)} models: {', '.join(m.object_name for m in models) or 'none'}")
+    items = work_items(creative_manifest, video_frames)
+    out_dir = root.warehouse("detections", brand)
+    run = run_detection(
+        root,
+        brand,
+        items,
+        models,
+        out_dir,
+        batch_size=cfg.detection.batch_size,
+        images_per_forward=cfg.detection.images_per_forward,
+        score_floor=cfg.detection.score_floor,
+        loader_workers=cfg.detection.loader_workers,
+        log=context.log.info,
+        progress=stage_progress(context, f"{brand}: detection", "images"),
+    )
+    errors_path = write_errors(root, "detection_errors", brand, run.errors)
+    from creative_assets.tables.warehouse import read_table
+
+    table = read_table(out_dir)
+    meta = {
+        "models": ", ".join(f"{m.object_name}:{m.model_id}" for m in models) or "none",
+        "images": run.images,
+        "rows": len(table),
+        "above_threshold": int(table["above_threshold"].sum()) if len(table) else 0,
+        "batches_written": run.parts_written,
+        "batches_reused": run.parts_reused,
+        "images_per_s": round(run.images_per_s, 2),
+        "path": dg.MetadataValue.path(str(out_dir)),
+        "preview": preview(table[DETECTION_COLUMNS]),
+        **error_metadata(run.errors, errors_path),
+    }
+    if len(table):
+        samples = _overlay_samples(root, table)
+        if samples:
+            meta["samples"] = dg.MetadataValue.md(samples)
+    return dg.Output(TableRef(folder=root.relative(out_dir), rows=len(table)), metadata=meta)

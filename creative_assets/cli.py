@@ -1,0 +1,202 @@
+"""The `creative-assets` command: demo data, the whole demo, adding a brand, backfilling a brand."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from creative_assets.settings import DATA_ENV, PROFILE_ENV, PROFILES, SettingsError, load_settings, validate_brand
+
+
+class CliError(Exception):
+    """A user error: printed as one line with a hint, exit status 2."""
+
+    def __init__(self, message: str, hint: str = ""):
+        super().__init__(message)
+        self.hint = hint
+
+
+def _data_root(arg: str | None) -> Path:
+    return Path(arg or os.environ.get(DATA_ENV) or "data").expanduser().resolve()
+
+
+def _instance():
+    """The persistent Dagster instance (DAGSTER_HOME, default ./.dagster_home), so the UI sees CLI runs."""
+    import dagster as dg
+
+    home = Path(os.environ.setdefault("DAGSTER_HOME", str(Path(".dagster_home").resolve())))
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():
+        config.write_text("telemetry:\n  enabled: false\nnux:\n  enabled: false\n", encoding="utf-8")
+    return dg.DagsterInstance.get()
+
+
+def _settings(data: Path, profile: str | None):
+    if profile is not None and profile not in PROFILES:
+        raise CliError(f"unknown profile {profile!r}", f"choose one of: {', '.join(PROFILES)}")
+    try:
+        return load_settings(data, profile)
+    except SettingsError as err:
+        raise CliError(str(err).splitlines()[0], "\n".join(str(err).splitlines()[1:]) or "") from None
+
+
+def cmd_demo_data(args: argparse.Namespace) -> int:
+    """Generate the synthetic demo data."""
+    from creative_assets.demo.synthetic import generate_demo_data
+
+    data = _data_root(args.data)
+    summary = generate_demo_data(data, seed=args.seed, overwrite=args.overwrite)
+    print(f"demo data written to {data}")
+    print(summary)
+    return 0
+
+
+def add_brand(name: str, data: Path, *, create_folder: bool = True) -> None:
+    """Validate `name`, create raw/<name>/ and add the brand partition to the instance."""
+    try:
+        validate_brand(name)
+    except ValueError as err:
+        raise CliError(str(err), "example: creative-assets add-brand acme") from None
+    from creative_assets.partitions import BRAND_PARTITIONS_NAME
+
+    if create_folder:
+        (data / "raw" / name / "creatives").mkdir(parents=True, exist_ok=True)
+        (data / "raw" / name / "labels").mkdir(parents=True, exist_ok=True)
+    instance = _instance()
+    if not instance.has_dynamic_partition(BRAND_PARTITIONS_NAME, name):
+        instance.add_dynamic_partitions(BRAND_PARTITIONS_NAME, [name])
+
+
+def cmd_add_brand(args: argparse.Namespace) -> int:
+    """Add a brand partition (and its folders) by hand; optionally ingest it now."""
+    data = _data_root(args.data)
+    add_brand(args.name, data)
+    print(f"brand {args.name!r} added (raw folder: {data / 'raw' / args.name})")
+    if args.ingest:
+        from creative_assets.pipeline_runs import run_ingest
+
+        run_ingest(_instance(), _settings(data, args.profile), [args.name])
+    return 0
+
+
+def _known_brands(data: Path, wanted: str | None) -> list[str]:
+    from creative_assets.layout import DataRoot
+
+    available = DataRoot(data).brands()
+    if not wanted:
+        return available
+    brands = [b.strip() for b in wanted.split(",") if b.strip()]
+    unknown = [b for b in brands if b not in available]
+    if unknown:
+        raise CliError(
+            f"unknown brand {', '.join(unknown)} under {data / 'raw'}",
+            f"known brands: {', '.join(available) or 'none'}; add one with creative-assets add-brand NAME",
+        )
+    return brands
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Generate demo data if missing, then materialise the whole graph for every brand."""
+    from creative_assets.demo.synthetic import generate_demo_data
+    from creative_assets.pipeline_runs import print_summary, run_everything
+
+    data = _data_root(args.data)
+    os.environ[DATA_ENV] = str(data)
+    if args.profile:
+        os.environ[PROFILE_ENV] = args.profile
+    os.environ.setdefault("CREATIVE_ASSETS_PROGRESS", "tqdm")
+    cfg = _settings(data, args.profile)
+    if not (data / "raw").is_dir() or not any((data / "raw").iterdir()):
+        print(f"no data under {data / 'raw'}: generating the demo data (seed {args.seed})")
+        generate_demo_data(data, seed=args.seed)
+    brands = _known_brands(data, args.brands)
+    instance = _instance()
+    print(f"profile {cfg.profile} · data root {data} · brands {', '.join(brands)} · DAGSTER_HOME {os.environ['DAGSTER_HOME']}")
+    start = time.monotonic()
+    run_everything(instance, cfg, brands)
+    print_summary(cfg, brands)
+    print(f"done in {time.monotonic() - start:.0f} s")
+    return 0
+
+
+def cmd_backfill(args: argparse.Namespace) -> int:
+    """Launch a backfill of train_job over every object of a brand (needs the daemon, e.g. `dagster dev`)."""
+    data = _data_root(args.data)
+    brand = _known_brands(data, args.brand)[0]
+    cfg = _settings(data, args.profile)
+    add_brand(brand, data, create_folder=False)
+    objects = args.objects.split(",") if args.objects else cfg.object_names
+    keys = ",".join(f"{brand}|{o}" for o in objects)
+    dagster = shutil.which("dagster") or str(Path(sys.executable).with_name("dagster"))
+    cmd = [dagster, "job", "backfill", "-m", "creative_assets.definitions", "-j", "train_job",
+           "--partitions", keys, "--noprompt"]  # fmt: skip
+    env = {**os.environ, DATA_ENV: str(data)}
+    if args.profile:
+        env[PROFILE_ENV] = args.profile
+    print(" ".join(cmd))
+    return subprocess.call(cmd, env=env)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every sub-command."""
+    p = argparse.ArgumentParser(
+        prog="creative-assets",
+        description="Find brand objects in marketing creatives and build tables for marketing-mix models.",
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def common(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--data", help=f"data root (default ${DATA_ENV} or ./data)")
+        sp.add_argument("--profile", help=f"settings profile: {', '.join(PROFILES)} (default ${PROFILE_ENV} or demo)")
+
+    d = sub.add_parser("demo", help="generate demo data if missing and materialise the whole graph")
+    common(d)
+    d.add_argument("--brands", help="comma-separated brands (default: every brand under raw/)")
+    d.add_argument("--seed", type=int, default=0, help="seed of the generated demo data")
+    d.set_defaults(func=cmd_demo)
+
+    g = sub.add_parser("demo-data", help="write the synthetic demo creatives, labels and impressions")
+    g.add_argument("--data", help=f"data root (default ${DATA_ENV} or ./data)")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--overwrite", action="store_true", help="replace existing demo brands")
+    g.set_defaults(func=cmd_demo_data)
+
+    a = sub.add_parser("add-brand", help="add a brand partition and its raw/<brand>/ folders")
+    common(a)
+    a.add_argument("name", help="brand name: lower-case letters, digits, '_' and '-'")
+    a.add_argument("--ingest", action="store_true", help="also run its ingestion now")
+    a.set_defaults(func=cmd_add_brand)
+
+    b = sub.add_parser("backfill", help="backfill every object of a brand (train_job; needs the daemon)")
+    common(b)
+    b.add_argument("--brand", required=True)
+    b.add_argument("--objects", help="comma-separated objects (default: all)")
+    b.set_defaults(func=cmd_backfill)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; user errors are one line plus a hint, exit status 2."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except CliError as err:
+        print(f"error: {err}", file=sys.stderr)
+        if err.hint:
+            print(f"hint: {err.hint}", file=sys.stderr)
+        return 2
+    except FileExistsError as err:
+        print(f"error: {err}", file=sys.stderr)
+        print("hint: pass --overwrite, or choose another --data folder", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,77 @@
+"""Decode images ahead of the detectors with a torch DataLoader.
+
+Each image is read once with `cv2.imread` (BGR uint8) however many models look at it. A file that cannot be
+read is returned as a `DecodedImage` carrying the reason instead of raising, so the caller can record an error
+row and carry on with the rest of the chunk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from torch.utils.data import DataLoader, Dataset
+
+from creative_assets.layout import DataRoot, PathEscapeError
+
+# Chunks each worker decodes ahead: enough to keep the model busy, small enough to bound memory.
+PREFETCH_CHUNKS = 2
+
+
+@dataclass(frozen=True)
+class DecodedImage:
+    """One decoded image (or why it could not be decoded), with its row position in the work items."""
+
+    position: int
+    image: np.ndarray | None
+    error: str | None = None
+
+
+def decode_image(root: DataRoot, relative_path: str, position: int) -> DecodedImage:
+    """Read the image at `relative_path` under the data root as BGR uint8; failures become `error`."""
+    try:
+        path = root.resolve_inside(relative_path)
+    except PathEscapeError as exc:
+        return DecodedImage(position, None, str(exc))
+    if not path.is_file():
+        return DecodedImage(position, None, "file not found")
+    try:
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    except cv2.error as exc:
+        return DecodedImage(position, None, f"OpenCV could not read the image: {exc}")
+    if image is None or image.size == 0:
+        return DecodedImage(position, None, "OpenCV could not decode the image (corrupt or not an image)")
+    return DecodedImage(position, image)
+
+
+class ImageFiles(Dataset):
+    """Images by position: item `i` is the decoded file `relative_paths[i]`."""
+
+    def __init__(self, root: DataRoot, relative_paths: Sequence[str]) -> None:
+        self.root = root
+        self.relative_paths = list(relative_paths)
+
+    def __len__(self) -> int:
+        return len(self.relative_paths)
+
+    def __getitem__(self, position: int) -> DecodedImage:
+        return decode_image(self.root, self.relative_paths[position], position)
+
+
+def _as_list(items: list[DecodedImage]) -> list[DecodedImage]:
+    # Images of different sizes cannot be stacked; detectors take a list.
+    return list(items)
+
+
+def image_chunks(dataset: ImageFiles, chunks: Iterable[list[int]], workers: int) -> DataLoader:
+    """Iterate `dataset` one chunk (list of positions) at a time, decoded ahead by `workers` processes."""
+    return DataLoader(
+        dataset,
+        batch_sampler=list(chunks),
+        num_workers=workers,
+        collate_fn=_as_list,
+        persistent_workers=False,
+        prefetch_factor=PREFETCH_CHUNKS if workers > 0 else None,
+    )

@@ -1,0 +1,279 @@
+"""The torchvision detector backend: Faster R-CNN + FPN trained iteration by iteration, detectron2-style.
+
+Training is deterministic for a seed on the CPU (same seed → same losses and weights): model init,
+RPN/RoI sampling and the data stream are all seeded, and nothing depends on MAX_ITER, so a snapshot at
+iteration k of a longer run equals a k-iteration run (`prefix_stable`, used by the grid).
+On CUDA, AMP (autocast fp16 + GradScaler) is used when `train.amp` is set.
+
+A checkpoint is a plain dict saved with `torch.save` and read back with `torch.load(weights_only=True)`:
+format tag, backend, architecture, classes, the train settings as a dict, the trial params, the iteration
+and the model's state_dict.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Sequence
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from creative_assets.atomic import atomic_path
+from creative_assets.detection.architectures import (
+    PRETRAINED_CHOICES,
+    WeightsUnavailableError,
+    build_model,
+    load_initial_weights,
+)
+from creative_assets.detection.backend import (
+    CocoSplit,
+    Predictions,
+    ProgressFn,
+    TrainResult,
+    TrialParams,
+)
+from creative_assets.detection.coco_data import (
+    CocoDetectionDataset,
+    InfiniteTrainingSampler,
+    collate_samples,
+)
+from creative_assets.detection.registry import resolve_device
+from creative_assets.detection.solver import build_lr_scheduler, build_optimizer
+from creative_assets.settings import TrainSettings
+
+CHECKPOINT_FORMAT = "creative_assets/torchvision-faster-rcnn/1"
+
+
+class CheckpointError(ValueError):
+    """A file that is not a checkpoint this backend wrote."""
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (CPU and CUDA) generators."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def checkpoint_name(iteration: int) -> str:
+    """File name of the snapshot taken after `iteration` iterations."""
+    return f"model_{iteration:07d}.pth"
+
+
+def _read_initial_state(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise WeightsUnavailableError(
+            f"cannot read train.weights checkpoint {path}: {err}. Set train.weights to 'none' or to a "
+            "checkpoint saved by this backend (or a plain state_dict)"
+        ) from err
+    if isinstance(loaded, dict) and "state_dict" in loaded:
+        loaded = loaded["state_dict"]
+    if not isinstance(loaded, dict):
+        raise WeightsUnavailableError(f"train.weights checkpoint {path} holds no state_dict")
+    return loaded
+
+
+def _autocast(device: str, enabled: bool) -> Any:
+    return torch.autocast(device_type="cuda", dtype=torch.float16) if enabled and device == "cuda" else nullcontext()
+
+
+def _as_bgr(image: np.ndarray) -> np.ndarray:
+    image = np.asarray(image)
+    if image.dtype != np.uint8:
+        raise ValueError(f"images must be uint8, got {image.dtype}")
+    if image.ndim == 2:
+        return np.repeat(image[:, :, None], 3, axis=2)
+    if image.ndim == 3 and image.shape[2] == 4:
+        return image[:, :, :3]
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"images must be (H, W, 3) BGR, got shape {image.shape}")
+    return image
+
+
+class TorchvisionDetector:
+    """A trained torchvision Faster R-CNN in eval mode; `predict` takes BGR uint8 images of any size."""
+
+    backend = "torchvision"
+
+    def __init__(
+        self, model: torch.nn.Module, classes: list[str], device: str, amp: bool, meta: dict[str, Any]
+    ) -> None:
+        self.model = model.eval()
+        self.classes = list(classes)
+        self.device = device
+        self.amp = amp and device == "cuda"
+        self.meta = meta
+        if device == "cuda":
+            # cuDNN's fp16 convolutions are fastest with NHWC weights and activations
+            self.model.to(memory_format=torch.channels_last)
+
+    def predict(self, images: Sequence[np.ndarray], score_floor: float = 0.0) -> list[Predictions]:
+        """One forward pass over the batch; boxes in input-image pixels, scores ≥ `score_floor`."""
+        if len(images) == 0:
+            return []
+        tensors = []
+        for image in images:
+            rgb = np.ascontiguousarray(_as_bgr(image)[:, :, ::-1])
+            t = torch.from_numpy(rgb).to(self.device, non_blocking=True)
+            tensors.append(t.permute(2, 0, 1).float().div_(255.0))
+        with torch.inference_mode(), _autocast(self.device, self.amp):
+            outputs = self.model(tensors)
+        results = []
+        for out in outputs:
+            keep = out["scores"] >= score_floor
+            results.append(
+                Predictions(
+                    boxes=out["boxes"][keep].float().cpu().numpy().astype(np.float32).reshape(-1, 4),
+                    scores=out["scores"][keep].float().cpu().numpy().astype(np.float32),
+                    labels=(out["labels"][keep] - 1).cpu().numpy().astype(np.int64),
+                )
+            )
+        return results
+
+
+class TorchvisionBackend:
+    """Trains and loads torchvision Faster R-CNN detectors (see module docstring)."""
+
+    name = "torchvision"
+    # a snapshot at iteration k of a longer run equals a k-iteration run with the same seed
+    prefix_stable = True
+
+    def __init__(self, device: str | None = "auto", loader_workers: int | None = None) -> None:
+        self.device = device
+        self.loader_workers = loader_workers
+
+    def _workers(self, device: str) -> int:
+        if self.loader_workers is not None:
+            return self.loader_workers
+        # on a CPU the cores are busy training; on a GPU decoding ahead keeps it fed
+        return 4 if device == "cuda" else 0
+
+    def train(
+        self,
+        train: CocoSplit,
+        classes: list[str],
+        params: TrialParams,
+        settings: TrainSettings,
+        out_dir: Path,
+        snapshot_iters: Sequence[int] = (),
+        progress: ProgressFn | None = None,
+    ) -> TrainResult:
+        """Train to `params.max_iter`, saving `model_<iter>.pth` at each of `snapshot_iters` and at the end."""
+        if not classes:
+            raise ValueError("at least one class is needed to train a detector")
+        out_dir = Path(out_dir)
+        device = resolve_device(self.device if self.device not in (None, "auto") else settings.device)
+        max_iter = params.max_iter
+        snaps = sorted({int(k) for k in snapshot_iters if 0 < int(k) < max_iter} | {max_iter})
+
+        seed_everything(settings.seed)
+        if settings.weights in PRETRAINED_CHOICES:
+            model, note = build_model(
+                settings.architecture, len(classes), settings, params.batch_size_per_image, settings.weights
+            )
+        else:
+            model, _ = build_model(settings.architecture, len(classes), settings, params.batch_size_per_image)
+            counts = load_initial_weights(model, _read_initial_state(Path(settings.weights)))
+            note = f"{settings.weights} ({counts['loaded']} tensors loaded, {counts['skipped']} initialised)"
+        model.to(device).train()
+
+        dataset = CocoDetectionDataset(train, classes, settings.min_size_train, settings.max_size_train)
+        loader = DataLoader(
+            dataset,
+            batch_size=settings.ims_per_batch,
+            sampler=InfiniteTrainingSampler(len(dataset), settings.seed),
+            collate_fn=collate_samples,
+            num_workers=self._workers(device),
+            pin_memory=device == "cuda",
+        )
+        optimizer = build_optimizer(model, settings)
+        scheduler = build_lr_scheduler(optimizer, settings)
+        use_amp = settings.amp and device == "cuda"
+        scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+
+        meta = {
+            "format": CHECKPOINT_FORMAT,
+            "backend": self.name,
+            "architecture": settings.architecture,
+            "classes": list(classes),
+            "train_settings": settings.model_dump(mode="json"),
+            "weights": note,
+            "device": device,
+        }
+        checkpoints: dict[int, Path] = {}
+        seconds: dict[int, float] = {}
+        losses: list[float] = []
+        elapsed = 0.0
+        batches = iter(loader)
+        for iteration in range(max_iter):
+            started = time.perf_counter()
+            batch = next(batches)
+            images = [image.to(device, non_blocking=True) for image, _ in batch]
+            targets = [{k: v.to(device, non_blocking=True) for k, v in t.items()} for _, t in batch]
+            with _autocast(device, use_amp):
+                loss_parts = model(images, targets)
+                loss = sum(loss_parts.values())
+            if not torch.isfinite(loss):
+                raise FloatingPointError(
+                    f"training loss became {float(loss)} at iteration {iteration}; lower train.base_lr or "
+                    "raise train.warmup_iters"
+                )
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            lr = optimizer.param_groups[0]["lr"]
+            scheduler.step()
+            loss_value = float(loss.detach())
+            losses.append(loss_value)
+            elapsed += time.perf_counter() - started
+            done = iteration + 1
+            if progress is not None:
+                info = {"loss": loss_value, "lr": lr, **{k: float(v.detach()) for k, v in loss_parts.items()}}
+                progress(done, max_iter, info)
+            if done in snaps:
+                path = out_dir / checkpoint_name(done)
+                self._save(model, path, meta, TrialParams(done, params.batch_size_per_image))
+                checkpoints[done] = path
+                seconds[done] = elapsed
+        return TrainResult(
+            checkpoints=checkpoints,
+            seconds=seconds,
+            info={"losses": losses, "device": device, "weights": note, "skipped_annotations": dataset.stats},
+        )
+
+    @staticmethod
+    def _save(model: torch.nn.Module, path: Path, meta: dict[str, Any], params: TrialParams) -> None:
+        state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+        payload = {
+            **meta,
+            "params": {"max_iter": params.max_iter, "batch_size_per_image": params.batch_size_per_image},
+            "iteration": params.max_iter,
+            "state_dict": state,
+        }
+        with atomic_path(path) as tmp:
+            torch.save(payload, tmp)
+
+    def load(self, checkpoint: Path, device: str | None = None) -> TorchvisionDetector:
+        """Load a checkpoint written by `train` onto `device` (default: the backend's device)."""
+        device = resolve_device(device if device is not None else self.device)
+        ckpt = torch.load(Path(checkpoint), map_location=device, weights_only=True)
+        if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+            raise CheckpointError(f"{checkpoint} is not a torchvision-backend checkpoint of this project")
+        known = set(TrainSettings.model_fields)
+        settings = TrainSettings.model_validate({k: v for k, v in ckpt["train_settings"].items() if k in known})
+        classes = list(ckpt["classes"])
+        model, _ = build_model(
+            ckpt["architecture"], len(classes), settings, int(ckpt["params"]["batch_size_per_image"])
+        )
+        model.load_state_dict(ckpt["state_dict"])
+        model.to(device)
+        meta = {k: v for k, v in ckpt.items() if k != "state_dict"}
+        return TorchvisionDetector(model, classes, device, settings.amp, meta)

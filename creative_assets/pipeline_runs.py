@@ -1,0 +1,127 @@
+"""Materialising the graph from Python (the CLI's `demo`): one run per partition, stage by stage."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import dagster as dg
+import pandas as pd
+
+from creative_assets.jobs import DETECT_ASSETS, INGEST_ASSETS, TRAIN_ASSETS
+from creative_assets.layout import DataRoot
+from creative_assets.partitions import BRAND_PARTITIONS_NAME, brand_object_key
+from creative_assets.settings import Settings
+from creative_assets.tables.warehouse import read_table
+
+
+def _defs_parts():
+    from creative_assets.definitions import RESOURCES, all_assets
+
+    return all_assets, RESOURCES["local"]
+
+
+def _materialize(instance: dg.DagsterInstance, selection: Sequence[str], partition_key: str, cfg: Settings) -> None:
+    from creative_assets.resources.model_store import LocalModelStore
+    from creative_assets.resources.settings_resource import SettingsResource
+    from creative_assets.resources.warehouse_io_manager import WarehouseIOManager
+
+    assets, _ = _defs_parts()
+    root = str(cfg.data_root)
+    resources = {
+        "settings": SettingsResource(data_root=root, profile=cfg.profile),
+        "warehouse_io_manager": WarehouseIOManager(data_root=root),
+        "model_store": LocalModelStore(data_root=root),
+    }
+    result = dg.materialize(
+        assets, selection=list(selection), partition_key=partition_key, instance=instance, resources=resources
+    )
+    if not result.success:
+        raise RuntimeError(f"run for {partition_key} ({', '.join(selection)}) failed; see the Dagster logs")
+
+
+def ensure_brands(instance: dg.DagsterInstance, brands: Sequence[str]) -> None:
+    """Add brand partitions that the instance does not know yet."""
+    missing = [b for b in brands if not instance.has_dynamic_partition(BRAND_PARTITIONS_NAME, b)]
+    if missing:
+        instance.add_dynamic_partitions(BRAND_PARTITIONS_NAME, missing)
+
+
+def run_ingest(instance: dg.DagsterInstance, cfg: Settings, brands: Sequence[str]) -> None:
+    """Manifest, frames and labels of each brand."""
+    ensure_brands(instance, brands)
+    for brand in brands:
+        _materialize(instance, INGEST_ASSETS, brand, cfg)
+
+
+def run_training(instance: dg.DagsterInstance, cfg: Settings, brands: Sequence[str]) -> None:
+    """Datasets, grid, chosen model and thresholds of every brand × object."""
+    for brand in brands:
+        for obj in cfg.object_names:
+            _materialize(instance, TRAIN_ASSETS, brand_object_key(brand, obj), cfg)
+
+
+def run_detection_stage(instance: dg.DagsterInstance, cfg: Settings, brands: Sequence[str]) -> None:
+    """Detections, creative features and the MMM panel of each brand."""
+    for brand in brands:
+        _materialize(instance, DETECT_ASSETS, brand, cfg)
+
+
+def run_everything(instance: dg.DagsterInstance, cfg: Settings, brands: Sequence[str]) -> None:
+    """The whole graph for `brands`, in dependency order."""
+    run_ingest(instance, cfg, brands)
+    run_training(instance, cfg, brands)
+    run_detection_stage(instance, cfg, brands)
+
+
+def summary_table(cfg: Settings, brands: Sequence[str]) -> pd.DataFrame:
+    """Per brand × object: chosen params, accuracies, threshold, baselines — read back from the warehouse."""
+    root = DataRoot(cfg.data_root)
+    first = int(round(cfg.confidences[0] * 100))
+    rows = []
+    for brand in brands:
+        for obj in cfg.object_names:
+            chosen_dir = root.warehouse("chosen_model", brand, obj)
+            if not chosen_dir.is_dir():
+                continue
+            chosen = read_table(chosen_dir).iloc[0]
+            row = {"brand": brand, "object": obj, "status": chosen["status"]}
+            if chosen["status"] == "model":
+                grid = read_table(root.warehouse("grid_search", brand, obj))
+                trial = grid.loc[grid["trial"] == chosen["trial"]].iloc[0]
+                row.update(
+                    {
+                        "MAX_ITER": int(chosen["max_iter"]),
+                        "ROI_BSPI": int(chosen["batch_size_per_image"]),
+                        f"valid_acc@{first}": float(trial[f"accuracy_{first}"]),
+                        "always_absent": float(chosen["always_absent_accuracy"]),
+                        "haar": chosen["haar_accuracy"],
+                    }
+                )
+                th_dir = root.warehouse("optimal_thresholds", brand, obj)
+                if th_dir.is_dir():
+                    th = read_table(th_dir)
+                    if len(th):
+                        t = th.iloc[0]
+                        row.update(
+                            {
+                                "threshold": float(t["threshold"]),
+                                "valid_acc@thr": float(t["valid_accuracy"]),
+                                "test_acc@thr": float(t["test_accuracy"]),
+                            }
+                        )
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def print_summary(cfg: Settings, brands: Sequence[str]) -> None:
+    """Print the summary table and where the Parquet tables are."""
+    root = DataRoot(cfg.data_root)
+    table = summary_table(cfg, brands)
+    with pd.option_context("display.max_columns", 30, "display.width", 200, "display.float_format", "{:.3f}".format):
+        print(table.to_string(index=False) if len(table) else "(no models)")
+    print("\nParquet tables (Hive-partitioned by brand):")
+    for asset in ("creative_manifest", "video_frames", "detections", "creative_features", "mmm_features",
+                  "grid_search", "chosen_model", "optimal_thresholds"):  # fmt: skip
+        folder = root.warehouse(asset)
+        if folder.is_dir():
+            print(f"  {asset:<20} {folder}")

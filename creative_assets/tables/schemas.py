@@ -1,0 +1,195 @@
+"""Column lists and dtypes of the analyst tables, and a schema check for asset checks.
+
+Every table is a pandas DataFrame with stable dtypes (strings `string`, counts `int64`, nullable ints `Int64`,
+floats `float64`, nullable floats `Float64`, flags `bool`, dates `datetime64[ns]`). A `TableSchema` names the
+columns in order, their dtypes and the key columns that may never be null; `conform` casts a frame to it and
+`arrow_schema` gives the Parquet schema each part is written with, so parts written at different times read
+back as one table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import pandas as pd
+import pyarrow as pa
+
+_ARROW_TYPES: dict[str, pa.DataType] = {
+    "string": pa.string(),
+    "int64": pa.int64(),
+    "Int64": pa.int64(),
+    "float64": pa.float64(),
+    "Float64": pa.float64(),
+    "bool": pa.bool_(),
+    "datetime64[ns]": pa.timestamp("ns"),
+}
+
+
+@dataclass(frozen=True)
+class TableSchema:
+    """A table's columns in order, their pandas dtypes, and the key columns that must not be null."""
+
+    name: str
+    dtypes: Mapping[str, str]
+    keys: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def columns(self) -> list[str]:
+        """Column names in table order."""
+        return list(self.dtypes)
+
+    def empty(self) -> pd.DataFrame:
+        """A table with no rows but every column and dtype."""
+        return pd.DataFrame({c: pd.Series([], dtype=d) for c, d in self.dtypes.items()})
+
+    def conform(self, df: pd.DataFrame) -> pd.DataFrame:
+        """`df` reduced to the schema's columns, in order, cast to their dtypes; KeyError names a missing one."""
+        missing = [c for c in self.dtypes if c not in df.columns]
+        if missing:
+            raise KeyError(f"{self.name}: missing column(s) {', '.join(missing)}")
+        out = df.loc[:, self.columns].reset_index(drop=True)
+        return out.astype(dict(self.dtypes))
+
+    def arrow_schema(self) -> pa.Schema:
+        """The Parquet/Arrow schema parts of this table are written with."""
+        return pa.schema([pa.field(c, _ARROW_TYPES[d]) for c, d in self.dtypes.items()])
+
+
+def check_schema(df: pd.DataFrame, schema: TableSchema) -> list[str]:
+    """Problems with `df` against `schema`: missing or unexpected columns, wrong dtypes, null keys."""
+    problems: list[str] = []
+    for column, dtype in schema.dtypes.items():
+        if column not in df.columns:
+            problems.append(f"missing column {column!r}")
+        elif str(df[column].dtype) != dtype:
+            problems.append(f"column {column!r} has dtype {df[column].dtype}, expected {dtype}")
+    for column in df.columns:
+        if column not in schema.dtypes:
+            problems.append(f"unexpected column {column!r}")
+    for key in schema.keys:
+        if key in df.columns:
+            nulls = int(df[key].isna().sum())
+            if nulls:
+                problems.append(f"key column {key!r} has {nulls} null value(s)")
+    return problems
+
+
+# The errors table every stage shares.
+ERROR_COLUMNS = ["brand", "file", "record", "stage", "reason"]
+DETECTION_ERRORS = TableSchema(
+    "detection_errors", dict.fromkeys(ERROR_COLUMNS, "string"), keys=("brand", "file", "stage")
+)
+
+DETECTIONS = TableSchema(
+    "detections",
+    {
+        "brand": "string",
+        "creative_id": "string",
+        "media_type": "string",
+        "frame_index": "Int64",  # <NA> for still images
+        "timestamp_s": "Float64",  # <NA> for still images
+        "object": "string",
+        "class_name": "string",
+        "score": "float64",
+        "x_min": "float64",
+        "y_min": "float64",
+        "x_max": "float64",
+        "y_max": "float64",
+        "box_area_frac": "float64",
+        "above_threshold": "bool",
+        "threshold": "float64",
+        "model_id": "string",
+        "backend": "string",
+        "batch": "string",
+    },
+    keys=("brand", "creative_id", "media_type", "object", "class_name", "model_id", "batch"),
+)
+DETECTION_COLUMNS = DETECTIONS.columns
+DETECTION_DTYPES = dict(DETECTIONS.dtypes)
+
+_FEATURE_BASE = {
+    "brand": "string",
+    "creative_id": "string",
+    "media_type": "string",
+    "duration_s": "float64",
+    "frames_sampled": "int64",
+}
+_FEATURE_PER_OBJECT = {
+    "present": "bool",
+    "count": "int64",
+    "max_score": "float64",
+    "max_area_frac": "float64",
+    "frame_share": "Float64",  # videos only; <NA> for images
+    "first_seen_s": "Float64",  # videos only; <NA> for images and videos without the object
+    "in_first_3s": "bool",  # False for images
+    "in_first_5s": "bool",  # False for images
+}
+
+
+def feature_schema(objects: Sequence[str]) -> TableSchema:
+    """The creative_features table for `objects`: base columns, then each object's block in the given order."""
+    dtypes = dict(_FEATURE_BASE)
+    for o in objects:
+        for suffix, dtype in _FEATURE_PER_OBJECT.items():
+            dtypes[f"{o}_{suffix}"] = dtype
+    return TableSchema("creative_features", dtypes, keys=("brand", "creative_id", "media_type"))
+
+
+def FEATURE_COLUMNS(objects: Sequence[str]) -> list[str]:
+    """Column names of the creative_features table for `objects`, in table order."""
+    return feature_schema(objects).columns
+
+
+def mmm_panel_schema(objects: Sequence[str], by_channel: bool = False) -> TableSchema:
+    """The weekly MMM panel: one row per week × brand [× channel], totals, then each object's block."""
+    dtypes = {"week_start": "datetime64[ns]", "brand": "string"}
+    if by_channel:
+        dtypes["channel"] = "string"
+    dtypes.update(
+        {
+            "creatives": "int64",
+            "impressions": "float64",
+            "spend": "float64",
+            "impressions_unmatched": "float64",
+        }
+    )
+    for o in objects:
+        dtypes[f"impressions_{o}"] = "float64"
+        dtypes[f"spend_{o}"] = "float64"
+        dtypes[f"share_{o}"] = "float64"
+    keys = ("week_start", "brand", "channel") if by_channel else ("week_start", "brand")
+    return TableSchema("mmm_features", dtypes, keys=keys)
+
+
+def MMM_COLUMNS(objects: Sequence[str], by_channel: bool = False) -> list[str]:
+    """Column names of the weekly MMM panel, in table order."""
+    return mmm_panel_schema(objects, by_channel).columns
+
+
+IMPRESSIONS = TableSchema(
+    "impressions",
+    {
+        "date": "datetime64[ns]",
+        "brand": "string",
+        "creative_id": "string",
+        "impressions": "float64",
+        "spend": "float64",  # NaN everywhere when the input has no spend column
+        "channel": "string",  # <NA> everywhere when the input has no channel column
+    },
+    keys=("date", "brand", "creative_id"),
+)
+IMPRESSION_COLUMNS = IMPRESSIONS.columns
+
+UNMATCHED = TableSchema(
+    "unmatched_creatives",
+    {
+        "brand": "string",
+        "creative_id": "string",
+        "rows": "int64",
+        "impressions": "float64",
+        "spend": "float64",
+    },
+    keys=("brand", "creative_id"),
+)
+UNMATCHED_COLUMNS = UNMATCHED.columns
