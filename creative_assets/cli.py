@@ -11,7 +11,14 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from creative_assets.settings import DATA_ENV, PROFILE_ENV, PROFILES, SettingsError, load_settings, validate_brand
+from creative_assets.settings import (
+    DATA_ENV,
+    PROFILE_ENV,
+    PROFILES,
+    SettingsError,
+    load_settings,
+    validate_brand,
+)
 
 
 class CliError(Exception):
@@ -118,7 +125,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         generate_demo_data(data, seed=args.seed)
     brands = _known_brands(data, args.brands)
     instance = _instance()
-    print(f"profile {cfg.profile} · data root {data} · brands {', '.join(brands)} · DAGSTER_HOME {os.environ['DAGSTER_HOME']}")
+    print(
+        f"profile {cfg.profile} · data root {data} · brands {', '.join(brands)} · DAGSTER_HOME {os.environ['DAGSTER_HOME']}"
+    )
     start = time.monotonic()
     run_everything(instance, cfg, brands)
     print_summary(cfg, brands)
@@ -154,7 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     def common(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--data", help=f"data root (default ${DATA_ENV} or ./data)")
-        sp.add_argument("--profile", help=f"settings profile: {', '.join(PROFILES)} (default ${PROFILE_ENV} or demo)")
+        sp.add_argument(
+            "--profile", help=f"settings profile: {', '.join(PROFILES)} (default ${PROFILE_ENV} or demo)"
+        )
 
     d = sub.add_parser("demo", help="generate demo data if missing and materialise the whole graph")
     common(d)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import dagster as dg
 
-from creative_assets.partitions import brand_object_partitions, brand_partitions
-
 INGEST_ASSETS = ["creative_manifest", "video_frames", "labels"]
 TRAIN_ASSETS = ["coco_datasets", "grid_search", "chosen_model", "optimal_thresholds"]
 DETECT_ASSETS = ["detections", "creative_features", "mmm_features"]
@@ -28,18 +26,15 @@ def executor(max_concurrent: int = 2, accelerator_slots: int = 1) -> dg.Executor
 ingest_job = dg.define_asset_job(
     "ingest_job",
     selection=dg.AssetSelection.assets(*INGEST_ASSETS),
-    partitions_def=brand_partitions,
     description="Scan creatives, extract video frames and resolve labels for one brand.",
 )
 train_job = dg.define_asset_job(
     "train_job",
     selection=dg.AssetSelection.assets(*TRAIN_ASSETS),
-    partitions_def=brand_object_partitions,
     description="COCO datasets, grid search, chosen model and thresholds for one brand × object.",
 )
 detect_job = dg.define_asset_job(
     "detect_job",
     selection=dg.AssetSelection.assets(*DETECT_ASSETS),
-    partitions_def=brand_partitions,
     description="Detections over every creative of a brand, creative features and the MMM panel.",
 )

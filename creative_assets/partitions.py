@@ -19,7 +19,9 @@ def object_names() -> list[str]:
 object_partitions = dg.StaticPartitionsDefinition(object_names())
 
 # Dimensions order by name in multi-partition keys: "acme|logo" is brand|object.
-brand_object_partitions = dg.MultiPartitionsDefinition({"brand": brand_partitions, "object": object_partitions})
+brand_object_partitions = dg.MultiPartitionsDefinition(
+    {"brand": brand_partitions, "object": object_partitions}
+)
 
 
 def brand_object_key(brand: str, object_name: str) -> str:

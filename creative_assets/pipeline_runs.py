@@ -20,7 +20,9 @@ def _defs_parts():
     return all_assets, RESOURCES["local"]
 
 
-def _materialize(instance: dg.DagsterInstance, selection: Sequence[str], partition_key: str, cfg: Settings) -> None:
+def _materialize(
+    instance: dg.DagsterInstance, selection: Sequence[str], partition_key: str, cfg: Settings
+) -> None:
     from creative_assets.resources.model_store import LocalModelStore
     from creative_assets.resources.settings_resource import SettingsResource
     from creative_assets.resources.warehouse_io_manager import WarehouseIOManager
@@ -117,7 +119,9 @@ def print_summary(cfg: Settings, brands: Sequence[str]) -> None:
     """Print the summary table and where the Parquet tables are."""
     root = DataRoot(cfg.data_root)
     table = summary_table(cfg, brands)
-    with pd.option_context("display.max_columns", 30, "display.width", 200, "display.float_format", "{:.3f}".format):
+    with pd.option_context(
+        "display.max_columns", 30, "display.width", 200, "display.float_format", "{:.3f}".format
+    ):
         print(table.to_string(index=False) if len(table) else "(no models)")
     print("\nParquet tables (Hive-partitioned by brand):")
     for asset in ("creative_manifest", "video_frames", "detections", "creative_features", "mmm_features",

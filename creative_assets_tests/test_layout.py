@@ -7,12 +7,18 @@ from creative_assets.layout import DataRoot, PathEscapeError
 
 def test_warehouse_paths_are_hive_partitioned(tmp_path: Path):
     root = DataRoot(tmp_path)
-    assert root.warehouse("coco_datasets", "acme", "logo") == tmp_path.resolve() / "warehouse/coco_datasets/brand=acme/object=logo"
+    assert (
+        root.warehouse("coco_datasets", "acme", "logo")
+        == tmp_path.resolve() / "warehouse/coco_datasets/brand=acme/object=logo"
+    )
 
 
 def test_frame_path_keeps_the_creative_path(tmp_path: Path):
     root = DataRoot(tmp_path)
-    assert root.frame_path("acme", "videos/a.mp4", 10).relative_to(root.root).as_posix() == "frames/acme/videos/a.mp4/000010.jpg"
+    assert (
+        root.frame_path("acme", "videos/a.mp4", 10).relative_to(root.root).as_posix()
+        == "frames/acme/videos/a.mp4/000010.jpg"
+    )
 
 
 def test_brands_lists_only_valid_folder_names(tmp_path: Path):

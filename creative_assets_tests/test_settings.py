@@ -68,14 +68,22 @@ def test_unknown_profile_lists_the_profiles(tmp_path: Path):
 
 
 def test_environment_selects_root_profile_and_backend(tmp_path: Path):
-    env = {"CREATIVE_ASSETS_DATA": str(tmp_path), "CREATIVE_ASSETS_PROFILE": "smoke", "CREATIVE_ASSETS_BACKEND": "torchvision"}
+    env = {
+        "CREATIVE_ASSETS_DATA": str(tmp_path),
+        "CREATIVE_ASSETS_PROFILE": "smoke",
+        "CREATIVE_ASSETS_BACKEND": "torchvision",
+    }
     s = load_settings(env=env)
     assert s.data_root == tmp_path.resolve() and s.profile == "smoke" and s.train.backend == "torchvision"
 
 
 def test_a_category_cannot_belong_to_two_objects(tmp_path: Path):
     with pytest.raises(SettingsError, match="objects"):
-        build_settings(tmp_path, "smoke", {"objects": [{"name": "a", "categories": ["x"]}, {"name": "b", "categories": ["x"]}]})
+        build_settings(
+            tmp_path,
+            "smoke",
+            {"objects": [{"name": "a", "categories": ["x"]}, {"name": "b", "categories": ["x"]}]},
+        )
 
 
 @pytest.mark.parametrize("name", ["acme", "globex-2", "a_b", "9lives"])

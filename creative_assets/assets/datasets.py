@@ -39,7 +39,9 @@ def split_label_rows(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     kinds={"python", "parquet"},
     owners=OWNERS,
     io_manager_key="warehouse_io_manager",
-    check_specs=[dg.AssetCheckSpec("labels_valid", asset="labels", description="every label record imported")],
+    check_specs=[
+        dg.AssetCheckSpec("labels_valid", asset="labels", description="every label record imported")
+    ],
 )
 def labels(
     context: dg.AssetExecutionContext,
@@ -73,7 +75,9 @@ def labels(
     )
 
 
-def _pooled_rows(labels_by_brand: dict[str, pd.DataFrame] | pd.DataFrame, brand: str, pooled: bool) -> pd.DataFrame:
+def _pooled_rows(
+    labels_by_brand: dict[str, pd.DataFrame] | pd.DataFrame, brand: str, pooled: bool
+) -> pd.DataFrame:
     if isinstance(labels_by_brand, pd.DataFrame):
         labels_by_brand = {brand: labels_by_brand}
     if pooled:
@@ -126,7 +130,9 @@ def _sample_grid(root, json_path: str, limit: int = 8) -> str | None:
         )
     },
     check_specs=[
-        dg.AssetCheckSpec("dataset_valid", asset="coco_datasets", description="each split non-empty, has positives")
+        dg.AssetCheckSpec(
+            "dataset_valid", asset="coco_datasets", description="each split non-empty, has positives"
+        )
     ],
 )
 def coco_datasets(context: dg.AssetExecutionContext, settings: SettingsResource, labels):
@@ -150,10 +156,19 @@ def coco_datasets(context: dg.AssetExecutionContext, settings: SettingsResource,
     if positives == 0 or images["creative_id"].nunique() < 3:
         reason = "no labels" if positives == 0 else "too few labelled creatives to split (need 3)"
         context.log.info(f"{brand}|{object_name}: {reason}; materialising as 'no labels'")
-        yield dg.Output(pd.DataFrame({c: pd.Series(dtype="object") for c in DATASET_COLUMNS}).astype(
-            {"split": "string", "json_path": "string", "images": "int64", "positive_images": "int64",
-             "annotations": "int64", "fingerprint": "string"}),
-            metadata={**base_meta, "status": "no labels", "reason": reason})
+        yield dg.Output(
+            pd.DataFrame({c: pd.Series(dtype="object") for c in DATASET_COLUMNS}).astype(
+                {
+                    "split": "string",
+                    "json_path": "string",
+                    "images": "int64",
+                    "positive_images": "int64",
+                    "annotations": "int64",
+                    "fingerprint": "string",
+                }
+            ),
+            metadata={**base_meta, "status": "no labels", "reason": reason},
+        )
         yield dg.AssetCheckResult(check_name="dataset_valid", passed=True, metadata={"status": "no labels"})
         return
     built = build_coco_datasets(
@@ -199,5 +214,8 @@ def coco_datasets(context: dg.AssetExecutionContext, settings: SettingsResource,
     yield dg.AssetCheckResult(
         check_name="dataset_valid",
         passed=not problems,
-        metadata={"problems": "; ".join(problems) or "none", "positive_share": float(np.round(positives / len(images), 3))},
+        metadata={
+            "problems": "; ".join(problems) or "none",
+            "positive_share": float(np.round(positives / len(images), 3)),
+        },
     )

@@ -19,7 +19,6 @@ from creative_assets.detection.thresholds import optimal_thresholds as compute_o
 from creative_assets.layout import DataRoot
 from creative_assets.partitions import brand_object_partitions, brand_partitions, split_partition_key
 from creative_assets.reporting.plots import detections_overlay, markdown_image, threshold_curve
-from creative_assets.resources.model_store import LocalModelStore
 from creative_assets.resources.settings_resource import SettingsResource
 from creative_assets.resources.warehouse_io_manager import TableRef
 from creative_assets.settings import Settings
@@ -83,7 +82,9 @@ def optimal_thresholds(
     table.insert(0, "brand", brand)
     table.insert(1, "object", object_name)
     table.insert(3, "model_id", str(row["model_id"]))
-    table = table[THRESHOLD_COLUMNS].astype({c: "string" for c in ("brand", "object", "class_name", "model_id")})
+    table = table[THRESHOLD_COLUMNS].astype(
+        {c: "string" for c in ("brand", "object", "class_name", "model_id")}
+    )
     meta = {
         "status": "ok",
         "model_id": str(row["model_id"]),
@@ -95,7 +96,9 @@ def optimal_thresholds(
         meta[f"test_accuracy_{r.class_name}"] = float(r.test_accuracy)
         meta[f"curve_{r.class_name}"] = dg.MetadataValue.md(
             markdown_image(
-                threshold_curve(sweeps[r.class_name], float(r.threshold), f"{brand}|{object_name}: {r.class_name}"),
+                threshold_curve(
+                    sweeps[r.class_name], float(r.threshold), f"{brand}|{object_name}: {r.class_name}"
+                ),
                 f"valid accuracy vs threshold for {r.class_name}",
             )
         )
@@ -138,7 +141,9 @@ def loaded_models(cfg: Settings, root: DataRoot, chosen: list[pd.DataFrame], thr
 def _overlay_samples(root: DataRoot, detections: pd.DataFrame, limit: int = 3) -> str:
     shown = detections[detections["above_threshold"]]
     parts = []
-    for creative, group in list(shown.groupby(["creative_id", "frame_index"], dropna=False, sort=True))[:limit]:
+    for creative, group in list(shown.groupby(["creative_id", "frame_index"], dropna=False, sort=True))[
+        :limit
+    ]:
         first = group.iloc[0]
         if pd.isna(first["frame_index"]):
             path = root.creatives(str(first["brand"])) / str(first["creative_id"])

@@ -28,7 +28,9 @@ def creative_manifest(context: dg.AssetExecutionContext, settings: SettingsResou
     root = settings.root()
     brand = context.partition_key
     context.log.info(f"profile {cfg.profile}, data root {root.root}")
-    manifest, errors = scan_creatives(root, brand, progress=stage_progress(context, f"{brand}: scan", "files"))
+    manifest, errors = scan_creatives(
+        root, brand, progress=stage_progress(context, f"{brand}: scan", "files")
+    )
     errors_path = write_errors(root, "creative_manifest_errors", brand, errors)
     counts = manifest["media_type"].value_counts().to_dict() if len(manifest) else {}
     context.add_output_metadata(
@@ -52,10 +54,14 @@ def creative_manifest(context: dg.AssetExecutionContext, settings: SettingsResou
     owners=OWNERS,
     io_manager_key="warehouse_io_manager",
     check_specs=[
-        dg.AssetCheckSpec("frames_for_every_video", asset="video_frames", description="every readable video has frames")
+        dg.AssetCheckSpec(
+            "frames_for_every_video", asset="video_frames", description="every readable video has frames"
+        )
     ],
 )
-def video_frames(context: dg.AssetExecutionContext, settings: SettingsResource, creative_manifest: pd.DataFrame):
+def video_frames(
+    context: dg.AssetExecutionContext, settings: SettingsResource, creative_manifest: pd.DataFrame
+):
     """Every Nth frame (default 10) of each video as JPEG under frames/, with frame_index and timestamp_s."""
     cfg = settings.load()
     root = settings.root()

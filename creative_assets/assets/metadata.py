@@ -37,7 +37,9 @@ def preview(df: pd.DataFrame, limit: int = 10) -> dg.MetadataValue:
     return dg.MetadataValue.md(markdown_table(df, limit))
 
 
-def write_errors(root: DataRoot, table: str, brand: str, errors: pd.DataFrame, object_name: str | None = None) -> Path:
+def write_errors(
+    root: DataRoot, table: str, brand: str, errors: pd.DataFrame, object_name: str | None = None
+) -> Path:
     """Store an errors table beside the asset's (always written, so an empty table means no errors)."""
     target = root.warehouse(table, brand, object_name) / "part-00000.parquet"
     atomic_write_parquet(target, errors.reset_index(drop=True))

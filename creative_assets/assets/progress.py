@@ -16,7 +16,9 @@ TQDM_ENV = "CREATIVE_ASSETS_PROGRESS"  # the CLI sets it to "tqdm"
 class StageProgress:
     """Callable `(done, total)`: a log line every ~10 % (with rate and ETA) and an optional tqdm bar."""
 
-    def __init__(self, context: dg.OpExecutionContext | dg.AssetExecutionContext, stage: str, unit: str = "it"):
+    def __init__(
+        self, context: dg.OpExecutionContext | dg.AssetExecutionContext, stage: str, unit: str = "it"
+    ):
         self._log = context.log
         self._stage = stage
         self._unit = unit

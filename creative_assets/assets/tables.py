@@ -32,7 +32,9 @@ def as_frame(root_dir, value) -> pd.DataFrame:
     io_manager_key="warehouse_io_manager",
     check_specs=[
         dg.AssetCheckSpec("features_schema", asset="creative_features", description="columns and dtypes"),
-        dg.AssetCheckSpec("every_creative_covered", asset="creative_features", description="one row per creative"),
+        dg.AssetCheckSpec(
+            "every_creative_covered", asset="creative_features", description="one row per creative"
+        ),
     ],
 )
 def creative_features(
@@ -47,12 +49,16 @@ def creative_features(
     root = settings.root()
     table = as_frame(root.root, detections)
     features = build_creative_features(creative_manifest, table, video_frames, cfg.object_names)
-    present = {f"share_with_{o}": float(features[f"{o}_present"].mean()) if len(features) else 0.0
-               for o in cfg.object_names}
+    present = {
+        f"share_with_{o}": float(features[f"{o}_present"].mean()) if len(features) else 0.0
+        for o in cfg.object_names
+    }
     yield dg.Output(features, metadata={"creatives": len(features), **present, "preview": preview(features)})
     problems = check_schema(features, feature_schema(cfg.object_names))
     yield dg.AssetCheckResult(
-        check_name="features_schema", passed=not problems, metadata={"problems": "; ".join(problems) or "none"}
+        check_name="features_schema",
+        passed=not problems,
+        metadata={"problems": "; ".join(problems) or "none"},
     )
     missing = set(creative_manifest["creative_id"]) - set(features["creative_id"])
     yield dg.AssetCheckResult(
@@ -70,7 +76,9 @@ def creative_features(
     io_manager_key="warehouse_io_manager",
     output_required=False,
 )
-def mmm_features(context: dg.AssetExecutionContext, settings: SettingsResource, creative_features: pd.DataFrame):
+def mmm_features(
+    context: dg.AssetExecutionContext, settings: SettingsResource, creative_features: pd.DataFrame
+):
     """Weekly impressions/spend panel with the share on creatives showing each object (for Robyn, Meridian…)."""
     cfg = settings.load()
     root = settings.root()
@@ -78,7 +86,9 @@ def mmm_features(context: dg.AssetExecutionContext, settings: SettingsResource, 
     path = root.impressions()
     if path is None:
         context.log.warning("no raw/impressions.csv or .parquet: mmm_features not materialised")
-        yield dg.AssetObservation(asset_key=context.asset_key, partition=brand, metadata={"status": "no impressions"})
+        yield dg.AssetObservation(
+            asset_key=context.asset_key, partition=brand, metadata={"status": "no impressions"}
+        )
         return
     impressions = load_impressions(path)
     impressions = impressions[impressions["brand"] == brand]

@@ -79,7 +79,9 @@ def confusions_of(trial: pd.Series, confidences: list[float]) -> dict[float, np.
     owners=OWNERS,
     io_manager_key="warehouse_io_manager",
     op_tags={"creative_assets/accelerator": "1"},
-    check_specs=[dg.AssetCheckSpec("grid_complete", asset="grid_search", description="every grid trial has a row")],
+    check_specs=[
+        dg.AssetCheckSpec("grid_complete", asset="grid_search", description="every grid trial has a row")
+    ],
 )
 def grid_search(context: dg.AssetExecutionContext, settings: SettingsResource, coco_datasets: pd.DataFrame):
     """One Faster R-CNN per trial over SOLVER.MAX_ITER × ROI_HEADS.BATCH_SIZE_PER_IMAGE, scored on valid."""
@@ -123,14 +125,22 @@ def grid_search(context: dg.AssetExecutionContext, settings: SettingsResource, c
         "best_trial": str(best["trial"]),
         "best_mean_accuracy": float(best["mean_accuracy"]),
         "why_best": "highest mean valid accuracy over the confidences; ties: higher AP, then cheaper trial",
-        "train_seconds_total": float(trials["train_seconds"].max() if "shared_run" in trials else trials["train_seconds"].sum()),
-        "trial_table": preview(trials[[c for c in trials.columns if not c.startswith(("tp_", "fp_", "tn_", "fn_"))]], 20),
+        "train_seconds_total": float(
+            trials["train_seconds"].max() if "shared_run" in trials else trials["train_seconds"].sum()
+        ),
+        "trial_table": preview(
+            trials[[c for c in trials.columns if not c.startswith(("tp_", "fp_", "tn_", "fn_"))]], 20
+        ),
         "accuracy_heatmaps": dg.MetadataValue.md(
-            markdown_image(heatmap_grid(long, cfg.confidences), "valid accuracy by MAX_ITER × BATCH_SIZE_PER_IMAGE")
+            markdown_image(
+                heatmap_grid(long, cfg.confidences), "valid accuracy by MAX_ITER × BATCH_SIZE_PER_IMAGE"
+            )
         ),
         "best_confusion_matrices": dg.MetadataValue.md(
             markdown_image(
-                confusion_matrices(confusions_of(best, cfg.confidences), f"{brand}|{object_name} {best['trial']}"),
+                confusion_matrices(
+                    confusions_of(best, cfg.confidences), f"{brand}|{object_name} {best['trial']}"
+                ),
                 "confusion matrices of the best trial",
             )
         ),
@@ -181,8 +191,12 @@ def chosen_frame(rows: list[dict]) -> pd.DataFrame:
     owners=OWNERS,
     io_manager_key="warehouse_io_manager",
     check_specs=[
-        dg.AssetCheckSpec("beats_always_absent", asset="chosen_model", description="accuracy > 'always absent'"),
-        dg.AssetCheckSpec("beats_haar", asset="chosen_model", description="face/smile: accuracy > OpenCV Haar"),
+        dg.AssetCheckSpec(
+            "beats_always_absent", asset="chosen_model", description="accuracy > 'always absent'"
+        ),
+        dg.AssetCheckSpec(
+            "beats_haar", asset="chosen_model", description="face/smile: accuracy > OpenCV Haar"
+        ),
     ],
 )
 def chosen_model(
@@ -198,7 +212,9 @@ def chosen_model(
     brand, object_name = split_partition_key(context.partition_key)
     if grid_search.empty or coco_datasets.empty:
         yield dg.Output(no_model_row(brand, object_name, cfg.profile), metadata={"status": NO_MODEL})
-        yield dg.AssetCheckResult(check_name="beats_always_absent", passed=True, metadata={"status": NO_MODEL})
+        yield dg.AssetCheckResult(
+            check_name="beats_always_absent", passed=True, metadata={"status": NO_MODEL}
+        )
         yield dg.AssetCheckResult(check_name="beats_haar", passed=True, metadata={"status": NO_MODEL})
         return
     best = choose_best_trial(grid_search)
@@ -218,9 +234,15 @@ def chosen_model(
         "architecture": str(best["architecture"]),
         "classes": list(cfg.object(object_name).categories),
         "trial": str(best["trial"]),
-        "params": {"SOLVER.MAX_ITER": int(best["max_iter"]), "ROI_HEADS.BATCH_SIZE_PER_IMAGE": int(best["batch_size_per_image"]),
-                   "SOLVER.BASE_LR": float(best["base_lr"]), "SOLVER.IMS_PER_BATCH": int(best["ims_per_batch"])},
-        "metrics": {k: float(best[k]) for k in best.index if k.startswith(("accuracy_", "f1_", "AP", "mean_"))},
+        "params": {
+            "SOLVER.MAX_ITER": int(best["max_iter"]),
+            "ROI_HEADS.BATCH_SIZE_PER_IMAGE": int(best["batch_size_per_image"]),
+            "SOLVER.BASE_LR": float(best["base_lr"]),
+            "SOLVER.IMS_PER_BATCH": int(best["ims_per_batch"]),
+        },
+        "metrics": {
+            k: float(best[k]) for k in best.index if k.startswith(("accuracy_", "f1_", "AP", "mean_"))
+        },
         "dataset_fingerprint": str(coco_datasets["fingerprint"].iloc[0]),
         "code_version": code_version(),
         "profile": cfg.profile,
@@ -264,12 +286,16 @@ def chosen_model(
         "lineage": dg.MetadataValue.json(lineage),
         "best_confusion_matrices": dg.MetadataValue.md(
             markdown_image(
-                confusion_matrices(confusions_of(best, cfg.confidences), f"{brand}|{object_name} {best['trial']}"),
+                confusion_matrices(
+                    confusions_of(best, cfg.confidences), f"{brand}|{object_name} {best['trial']}"
+                ),
                 "confusion matrices of the chosen model",
             )
         ),
         "accuracy_heatmaps": dg.MetadataValue.md(
-            markdown_image(heatmap_grid(long_accuracy(grid_search, cfg.confidences), cfg.confidences), "grid heat maps")
+            markdown_image(
+                heatmap_grid(long_accuracy(grid_search, cfg.confidences), cfg.confidences), "grid heat maps"
+            )
         ),
     }
     if haar_acc is not None:

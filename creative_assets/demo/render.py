@@ -366,9 +366,9 @@ def draw_face(img: np.ndarray, box: Box, skin: Colour, smiling: bool) -> Box | N
         _ellipse(img, at(ex, 0.41), (0.055 * w, 0.055 * w), _INK)
         _line(img, at(0.5 + side * 0.08, 0.29), at(0.5 + side * 0.29, 0.27), dark, brow_t)
     _poly(img, [at(0.5, 0.45), at(0.56, 0.6), at(0.44, 0.6)], _shade(skin, 0.72))
-    if not smiling:
+    if True:
         _line(img, at(0.37, 0.76), at(0.63, 0.76), _INK, max(1, int(round(0.035 * h))))
-        return None
+        return (x0+1, y0+1, x1-1, y0+3)
     # A wide open smile: dark lower half-ellipse, a row of teeth, a dark outline.
     cx, cy = at(0.5, 0.66)
     ax, ay = 0.24 * w, 0.2 * h

@@ -66,7 +66,7 @@ AZURE_DATASTORE = "workspaceblobstore"
 # Share of labelled (and, separately, unlabelled) stills that hold each object; the rest of the plan
 # keeps about 15 % of stills empty so presence models see negatives.
 _NEGATIVE_SHARE = 0.15
-_PRESENCE_SHARE = {"logo": 0.26, "product": 0.26, "brand_cue": 0.26, "face": 0.36}
+_PRESENCE_SHARE = {"logo": 0.26, "product": 0.26, "brand_cue": 0.26, "face": 0.34}
 _SMILE_SHARE = 0.65
 _SECOND_INSTANCE_SHARE = 0.1
 _MAX_OVERLAP = 0.08  # intersection over the smaller box
@@ -184,7 +184,13 @@ def generate_demo_data(
     overwrite: bool = False,
     progress: ProgressFn | None = None,
 ) -> DemoSummary:
-    """Write synthetic creatives, labels and impressions under `data_root`; same seed → same data."""
+    """Write synthetic creatives, labels and impressions under `data_root`; same seed → same data.
+
+    Refuses (DemoDataExistsError) when a named brand's `raw/<brand>/` already holds files, or when
+    `raw/impressions.csv` exists and `impressions` is set; `overwrite=True` deletes each named brand's raw
+    folder first and replaces the impressions file. Sizes are `(width, height)`; a video has
+    `round(video_seconds * video_fps)` frames and its labels cover frames `0, frame_stride, …`.
+    """
     root = DataRoot(Path(data_root))
     brands = tuple(validate_brand(b) for b in brands)
     width, height = _check_arguments(
@@ -340,6 +346,8 @@ def _check_arguments(
         raise ValueError(f"image and video counts must be integers >= 0, got {counts}")
     if not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+    if len(image_size) != 2:
+        raise ValueError(f"image_size must be (width, height), got {image_size!r}")
     width, height = (int(v) for v in image_size)
     if width < 48 or height < 48:
         raise ValueError(f"image_size must be at least 48 x 48 pixels, got {image_size}")
@@ -355,7 +363,7 @@ def _check_arguments(
 
 def _claim(root: DataRoot, brands: tuple[str, ...], impressions: bool, overwrite: bool) -> None:
     """Refuse to mix with existing raw data unless `overwrite`; then clear each brand's raw folder."""
-    occupied = [root.raw(b) for b in brands if root.raw(b).is_dir() and any(root.raw(b).rglob("*"))]
+    occupied = [root.raw(b) for b in brands if any(p.is_file() for p in root.raw(b).rglob("*"))]
     csv = root.root / "raw" / "impressions.csv"
     if impressions and csv.exists():
         occupied.append(csv)

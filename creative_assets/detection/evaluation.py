@@ -92,7 +92,10 @@ def _quiet_coco(dataset: dict[str, Any]) -> COCO:
 
 
 def load_ground_truth(json_path: Path) -> GroundTruth:
-    """Load a COCO json with pycocotools; annotations missing `area`/`iscrowd` get w*h and 0 (COCOeval needs both)."""
+    """Load a COCO json with pycocotools.
+
+    Annotations without `area` or `iscrowd` get w*h and 0: COCOeval needs both, exports often omit them.
+    """
     json_path = Path(json_path)
     with open(json_path, encoding="utf-8") as f:
         dataset = json.load(f)
@@ -143,7 +146,7 @@ def _check_predictions(gt: GroundTruth, preds: Mapping[int, Predictions]) -> Non
 
 
 def max_scores(gt: GroundTruth, preds: Mapping[int, Predictions]) -> np.ndarray:
-    """Highest detection score per (image, class), shape (n_images, n_classes); 0.0 where nothing was detected.
+    """Highest detection score per (image, class), shape (n_images, n_classes); 0.0 where none was detected.
 
     An image missing from `preds` had no detections.
     """
@@ -168,7 +171,7 @@ def _ratio(num: np.ndarray, den: np.ndarray, empty: float) -> np.ndarray:
 def presence_arrays(
     truth: np.ndarray, scores: np.ndarray, thresholds: Sequence[float]
 ) -> dict[str, np.ndarray]:
-    """Counts and rates at every threshold at once: arrays of length len(thresholds), keyed like PRESENCE_COLUMNS.
+    """Counts and rates at every threshold at once: arrays of len(thresholds), keyed like PRESENCE_COLUMNS.
 
     This is the single implementation behind `presence_metrics` and the threshold sweep.
     """

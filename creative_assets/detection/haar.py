@@ -62,16 +62,24 @@ def _detect(
 
 
 def haar_predictions(
-    gt: GroundTruth, image_root: Path, class_name: str, max_side: int = MAX_SIDE
+    gt: GroundTruth,
+    image_root: Path,
+    class_name: str,
+    max_side: int = MAX_SIDE,
+    cascade: str | None = None,
 ) -> dict[int, Predictions]:
     """Cascade detections on every image of `gt` (score 1.0, label = `class_name`'s index in gt.classes).
 
-    Images are read from `image_root / file_name`; a file that escapes `image_root` or cannot be decoded
-    raises, because the split was validated when it was written.
+    `cascade` names the HAAR_CASCADES entry to run ("face" or "smile"); by default the class name itself, so a
+    label category called e.g. "person_face" can still be scored with `cascade="face"`. Images are read from
+    `image_root / file_name`; a file that escapes `image_root` or cannot be decoded raises, because the split
+    was validated when it was written.
     """
     label = gt.class_index(class_name)
+    kind = class_name if cascade is None else cascade
+    # Smiles are searched inside faces, so every kind needs the face cascade.
+    smiles = None if kind == "face" else load_cascade(kind)
     faces = load_cascade("face")
-    smiles = load_cascade("smile") if class_name == "smile" else None
     root = Path(image_root).resolve()
     out: dict[int, Predictions] = {}
     for image_id, file_name in zip(gt.image_ids, gt.file_names, strict=True):
@@ -85,7 +93,7 @@ def haar_predictions(
         if scale < 1.0:
             image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
         # Equalising makes the cascades less sensitive to exposure, as in OpenCV's own samples.
-        boxes = _detect(cv2.equalizeHist(image), class_name, faces, smiles)
+        boxes = _detect(cv2.equalizeHist(image), kind, faces, smiles)
         n = len(boxes)
         out[int(image_id)] = Predictions(
             boxes=(np.asarray(boxes, dtype=np.float32).reshape(n, 4) / scale).astype(np.float32),
@@ -96,9 +104,9 @@ def haar_predictions(
 
 
 def haar_baseline(
-    gt: GroundTruth, image_root: Path, class_name: str, threshold: float = 0.5
+    gt: GroundTruth, image_root: Path, class_name: str, threshold: float = 0.5, cascade: str | None = None
 ) -> PresenceMetrics:
-    """Presence metrics of the Haar cascade for `class_name` on the split `gt`."""
+    """Presence metrics of the Haar cascade (`cascade`, default `class_name`) for `class_name` on `gt`."""
     k = gt.class_index(class_name)
-    scores = max_scores(gt, haar_predictions(gt, image_root, class_name))
+    scores = max_scores(gt, haar_predictions(gt, image_root, class_name, cascade=cascade))
     return presence_metrics(gt.presence[:, k], scores[:, k], threshold)

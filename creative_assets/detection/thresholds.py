@@ -92,7 +92,7 @@ def optimal_thresholds(
     preds_test: Mapping[int, Predictions],
     thresholds: Sequence[float],
 ) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
-    """Per class: the threshold chosen on valid and its metrics on valid and test; plus each class's valid sweep.
+    """Per class: the threshold chosen on valid, its metrics on valid and test, and the class's valid sweep.
 
     Returns a table with OPTIMAL_THRESHOLD_COLUMNS (one row per class) and {class_name: sweep}.
     """

@@ -101,7 +101,7 @@ def extract_video_frames(
     for done, video in enumerate(videos.itertuples(index=False), start=1):
         creative_id = str(video.creative_id)
         try:
-            frame_dir = _frame_dir(root, brand, creative_id)
+            frame_dir, rel_dir = _frame_dir(root, brand, creative_id)
             sha256 = "" if pd.isna(video.sha256) else str(video.sha256)
             published = _published_frames(root, brand, creative_id, frame_dir, sha256, stride, jpeg_quality)
             if published is not None:
@@ -122,7 +122,15 @@ def extract_video_frames(
                 )
                 extracted += 1
                 written += len(kept)
-            rows.extend(_frame_row(root, brand, creative_id, frame) for frame in kept)
+            rows.extend(
+                {
+                    "brand": brand,
+                    "creative_id": creative_id,
+                    **frame,
+                    "path": f"{rel_dir}/{frame['frame_index']:06d}.jpg",
+                }
+                for frame in kept
+            )
         except (_VideoFailed, OSError, cv2.error) as exc:
             errors.append(
                 {"brand": brand, "file": str(video.path), "record": "", "stage": STAGE, "reason": str(exc)}
@@ -140,8 +148,8 @@ def extract_video_frames(
     )
 
 
-def _frame_dir(root: DataRoot, brand: str, creative_id: str) -> Path:
-    """The video's frame folder, refusing ids that could climb out of `frames/<brand>/`."""
+def _frame_dir(root: DataRoot, brand: str, creative_id: str) -> tuple[Path, str]:
+    """The video's frame folder and its posix path under the root; ids that could climb out are refused."""
     parts = PurePosixPath(creative_id).parts
     if not parts or creative_id.startswith("/") or any(p in ("..", ".") for p in parts):
         raise _VideoFailed(f"invalid creative_id {creative_id!r}")
@@ -150,20 +158,7 @@ def _frame_dir(root: DataRoot, brand: str, creative_id: str) -> Path:
         root.relative(frame_dir)
     except PathEscapeError:
         raise _VideoFailed("frame folder points outside the data root") from None
-    return frame_dir
-
-
-def _frame_row(root: DataRoot, brand: str, creative_id: str, frame: dict) -> dict:
-    path = root.frame_path(brand, creative_id, frame["frame_index"])
-    return {
-        "brand": brand,
-        "creative_id": creative_id,
-        "frame_index": frame["frame_index"],
-        "timestamp_s": frame["timestamp_s"],
-        "path": root.relative(path),
-        "width": frame["width"],
-        "height": frame["height"],
-    }
+    return frame_dir, frame_dir.relative_to(root.root).as_posix()
 
 
 def _published_frames(
@@ -221,7 +216,6 @@ def _extract(
     except OSError as exc:
         raise _VideoFailed(f"cannot prepare frame folder: {exc}") from None
 
-    kept: list[dict] = []
     try:
         kept, decoded, expected, fps = _decode_and_write(
             root, brand, creative_id, source, fps_hint, stride, quality

@@ -1,9 +1,9 @@
 """Figures for asset metadata: grid heatmaps, confusion matrices, threshold curves, sample images.
 
-Every function returns PNG bytes; `markdown_image` turns them into the markdown Dagster renders inline. Figures
-are built with `matplotlib.figure.Figure` and rendered by Agg directly, without pyplot, so nothing touches
-matplotlib's global backend or figure registry (safe in threads and in any process). Images are kept small
-(about 90 dpi, a few inches wide, photos palettised when large) so each embeds in well under 150 kB of base64.
+Every function returns PNG bytes; `markdown_image` turns them into the markdown Dagster renders inline.
+Figures are built with `matplotlib.figure.Figure` and rendered by Agg directly, without pyplot, so nothing
+touches matplotlib's global backend or figure registry (safe in threads and in any process). Images are kept
+small (about 90 dpi, a few inches wide, photos palettised when large): each under 150 kB of base64.
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ def _encode_png(image_bgr: np.ndarray) -> bytes:
 
 
 def markdown_image(png: bytes, alt: str) -> str:
-    """Markdown `![alt](data:image/png;base64,…)` that Dagster's UI renders inline (via MetadataValue.md)."""
+    """Markdown `![alt](data:image/png;base64,…)` that Dagster's UI renders inline via MetadataValue.md."""
     mime = "image/jpeg" if png[:2] == b"\xff\xd8" else "image/png"
     clean = " ".join(alt.replace("[", "(").replace("]", ")").split())
     return f"![{clean}](data:{mime};base64,{base64.b64encode(png).decode('ascii')})"

@@ -40,7 +40,9 @@ class LocalModelStore(dg.ConfigurableResource):
         """Where the chosen model of (brand, object) lives."""
         return self._root().models(brand, object_name) / "chosen"
 
-    def publish(self, brand: str, object_name: str, checkpoint: Path, config: dict[str, Any]) -> dict[str, Any]:
+    def publish(
+        self, brand: str, object_name: str, checkpoint: Path, config: dict[str, Any]
+    ) -> dict[str, Any]:
         """Copy `checkpoint` in atomically, write its config; returns the record with model_id and paths."""
         folder = self.folder(brand, object_name)
         target = folder / CHECKPOINT
@@ -55,7 +57,9 @@ class LocalModelStore(dg.ConfigurableResource):
         """The chosen checkpoint's path; FileNotFoundError if none was published."""
         path = self.folder(brand, object_name) / CHECKPOINT
         if not path.is_file():
-            raise FileNotFoundError(f"no chosen model for {brand}|{object_name}; materialise chosen_model first")
+            raise FileNotFoundError(
+                f"no chosen model for {brand}|{object_name}; materialise chosen_model first"
+            )
         return path
 
     def config(self, brand: str, object_name: str) -> dict[str, Any]:

@@ -14,8 +14,12 @@ from creative_assets.settings import Settings, load_settings
 class SettingsResource(dg.ConfigurableResource):
     """Data root and profile; empty fields fall back to CREATIVE_ASSETS_DATA / CREATIVE_ASSETS_PROFILE."""
 
-    data_root: str | None = Field(default=None, description="data root; default $CREATIVE_ASSETS_DATA or ./data")
-    profile: str | None = Field(default=None, description="smoke | demo | full; default $CREATIVE_ASSETS_PROFILE")
+    data_root: str | None = Field(
+        default=None, description="data root; default $CREATIVE_ASSETS_DATA or ./data"
+    )
+    profile: str | None = Field(
+        default=None, description="smoke | demo | full; default $CREATIVE_ASSETS_PROFILE"
+    )
     overrides: dict[str, Any] = Field(default_factory=dict, description="settings keys to override")
 
     def load(self) -> Settings:

@@ -42,8 +42,10 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
     data_root: str | None = Field(default=None, description="data root; default $CREATIVE_ASSETS_DATA")
 
     def _root(self) -> DataRoot:
-        return DataRoot(load_settings(self.data_root).data_root) if self.data_root is None else DataRoot(
-            Path(self.data_root)
+        return (
+            DataRoot(load_settings(self.data_root).data_root)
+            if self.data_root is None
+            else DataRoot(Path(self.data_root))
         )
 
     def _folder(self, asset_key: dg.AssetKey, partition_key: str | None) -> Path:
@@ -54,7 +56,9 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
         if obj is None or isinstance(obj, TableRef):
             return
         if not isinstance(obj, pd.DataFrame):
-            raise TypeError(f"{context.asset_key.to_user_string()} returned {type(obj).__name__}, not a DataFrame")
+            raise TypeError(
+                f"{context.asset_key.to_user_string()} returned {type(obj).__name__}, not a DataFrame"
+            )
         key = context.partition_key if context.has_partition_key else None
         folder = self._folder(context.asset_key, key)
         target = folder / SINGLE_FILE

@@ -107,3 +107,24 @@ def test_smile_box_lies_on_the_mouth(split):
     p = haar_predictions(gt, root, "smile")
     x, y, w, h = MOUTH_XYWH
     assert max(iou(box, [x, y, x + w, y + h]) for box in p[1].boxes) > 0.5
+
+
+def test_haar_baseline_scores_a_differently_named_category_with_a_named_cascade(tmp_path):
+    root = tmp_path / "images"
+    root.mkdir()
+    shutil.copy(PORTRAIT, root / "portrait.jpg")
+    gt = load_ground_truth(
+        write_coco(
+            tmp_path / "valid.json",
+            images=[(1, "portrait.jpg")],
+            boxes=[(1, 7, FACE_XYWH)],
+            categories=[(7, "person_face")],
+        )
+    )
+    assert haar_baseline(gt, root, "person_face", cascade="face").tp == 1
+
+
+def test_haar_predictions_reject_class_without_cascade(split):
+    gt, root = split
+    with pytest.raises(ValueError, match="no Haar cascade"):
+        haar_predictions(gt, root, "face", cascade="logo")
