@@ -95,6 +95,7 @@ def load_ground_truth(json_path: Path) -> GroundTruth:
     """Load a COCO json with pycocotools.
 
     Annotations without `area` or `iscrowd` get w*h and 0: COCOeval needs both, exports often omit them.
+    Every box of a class makes it present, crowd boxes included: a crowd of logos is still a logo.
     """
     json_path = Path(json_path)
     with open(json_path, encoding="utf-8") as f:

@@ -26,7 +26,7 @@ error for the later record otherwise; files are read in sorted order, so the fir
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from urllib.parse import unquote, urlsplit
@@ -221,8 +221,7 @@ def build_label_set(
         errors.append({"brand": brand, "file": file, "record": record, "stage": STAGE, "reason": reason})
 
     accepted: dict[str, _Accepted] = {}
-    for path in _label_files(root, brand, error):
-        rel = root.relative(path)
+    for path, rel in _label_files(root, brand, error):
         parsed = load_label_file(path)
         for err in parsed.errors:
             error(rel, err.record, err.reason)
@@ -311,7 +310,10 @@ def build_label_set(
     )
 
 
-def _label_files(root: DataRoot, brand: str, error) -> list[Path]:
+def _label_files(
+    root: DataRoot, brand: str, error: Callable[[str, str, str], None]
+) -> list[tuple[Path, str]]:
+    """The brand's label files in name order with their data-root paths; links leaving the root are errors."""
     folder = root.labels(brand)
     if not folder.is_dir():
         return []
@@ -320,12 +322,12 @@ def _label_files(root: DataRoot, brand: str, error) -> list[Path]:
         if path.name.startswith(".") or path.suffix.lower() not in LABEL_EXTENSIONS:
             continue
         try:
-            root.relative(path)
+            rel = root.relative(path)
         except PathEscapeError:
-            error((folder / path.name).relative_to(root.root).as_posix(), "", f"{ESCAPES_ROOT}; not read")
+            error(path.relative_to(root.root).as_posix(), "", f"{ESCAPES_ROOT}; not read")
             continue
         if path.is_file():
-            files.append(path)
+            files.append((path, rel))
     return files
 
 

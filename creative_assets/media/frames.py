@@ -32,7 +32,7 @@ import pandas as pd
 
 from creative_assets.atomic import atomic_write_bytes, atomic_write_json, remove_stale_temporaries
 from creative_assets.layout import DataRoot, PathEscapeError
-from creative_assets.media.manifest import error_frame
+from creative_assets.media.manifest import errors_table
 
 FRAME_COLUMNS = ["brand", "creative_id", "frame_index", "timestamp_s", "path", "width", "height"]
 FRAME_DTYPES = {
@@ -72,7 +72,7 @@ class _VideoFailed(Exception):
     """A video that yields no published frames; the message is the errors-table reason."""
 
 
-def frame_frame(rows: list[dict] | None = None) -> pd.DataFrame:
+def frames_table(rows: list[dict] | None = None) -> pd.DataFrame:
     """A frames table with FRAME_COLUMNS and their dtypes (empty when `rows` is None)."""
     return pd.DataFrame(rows or [], columns=FRAME_COLUMNS).astype(FRAME_DTYPES)
 
@@ -139,8 +139,8 @@ def extract_video_frames(
             progress(done, total)
 
     return FrameExtraction(
-        frames=frame_frame(rows),
-        errors=error_frame(errors),
+        frames=frames_table(rows),
+        errors=errors_table(errors),
         videos_extracted=extracted,
         videos_skipped=skipped,
         frames_written=written,

@@ -62,12 +62,12 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def manifest_frame(rows: list[dict] | None = None) -> pd.DataFrame:
+def manifest_table(rows: list[dict] | None = None) -> pd.DataFrame:
     """A manifest table with MANIFEST_COLUMNS and their dtypes (empty when `rows` is None)."""
     return _typed(rows or [], MANIFEST_COLUMNS, MANIFEST_DTYPES)
 
 
-def error_frame(rows: list[dict] | None = None) -> pd.DataFrame:
+def errors_table(rows: list[dict] | None = None) -> pd.DataFrame:
     """An errors table with ERROR_COLUMNS, all strings (empty when `rows` is None)."""
     return _typed(rows or [], ERROR_COLUMNS, ERROR_DTYPES)
 
@@ -140,15 +140,15 @@ def scan_creatives(
         errors.append({"brand": brand, "file": file, "record": "", "stage": STAGE, "reason": reason})
 
     if not creatives.exists() and not creatives.is_symlink():
-        return manifest_frame(), error_frame()
+        return manifest_table(), errors_table()
     try:
         root.resolve_inside(base_rel)
     except PathEscapeError:
         error(base_rel, "creatives folder points outside the data root")
-        return manifest_frame(), error_frame(errors)
+        return manifest_table(), errors_table(errors)
     if not creatives.is_dir():
         error(base_rel, "creatives path is not a folder")
-        return manifest_frame(), error_frame(errors)
+        return manifest_table(), errors_table(errors)
 
     found = _walk(root, creatives, base_rel)
     for done, item in enumerate(found, start=1):
@@ -162,7 +162,7 @@ def scan_creatives(
                 rows.append(row)
         if progress is not None:
             progress(done, len(found))
-    return manifest_frame(rows), error_frame(errors)
+    return manifest_table(rows), errors_table(errors)
 
 
 def _describe(root: DataRoot, brand: str, item: _Found) -> tuple[dict, str | None]:

@@ -144,7 +144,7 @@ def load_impressions(path: Path) -> pd.DataFrame:
 
 
 def _week_start(dates: pd.Series) -> pd.Series:
-    return dates.dt.normalize() - pd.to_timedelta(dates.dt.weekday, unit="D")
+    return dates.dt.normalize() - pd.to_timedelta(dates.dt.day_of_week, unit="D")
 
 
 def weekly_panel(

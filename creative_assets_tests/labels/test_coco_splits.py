@@ -22,7 +22,9 @@ from creative_assets.layout import DataRoot, PathEscapeError
 FRACTIONS = (0.7, 0.15, 0.15)
 
 
-def label_images(videos: int = 0, frames_per_video: int = 0, stills: int = 0, brand: str = "acme") -> pd.DataFrame:
+def label_images(
+    videos: int = 0, frames_per_video: int = 0, stills: int = 0, brand: str = "acme"
+) -> pd.DataFrame:
     """A label images table: `videos` videos with `frames_per_video` labelled frames each, plus stills."""
     rows = [
         {
@@ -94,7 +96,9 @@ def test_all_frames_of_a_video_land_in_one_split() -> None:
 def test_split_is_deterministic_for_a_seed_and_changes_with_the_seed() -> None:
     images = label_images(videos=10, frames_per_video=2, stills=30)
     first = split_images(images, FRACTIONS, seed=3)
-    assert first.equals(split_images(images.sample(frac=1, random_state=1), FRACTIONS, seed=3).loc[images.index])
+    assert first.equals(
+        split_images(images.sample(frac=1, random_state=1), FRACTIONS, seed=3).loc[images.index]
+    )
     assert not first.equals(split_images(images, FRACTIONS, seed=4))
 
 
@@ -134,10 +138,11 @@ def test_three_positive_groups_give_valid_and_test_a_positive_each(seed: int) ->
     assert set(split[positive]) == set(SPLITS)
 
 
-def test_two_positive_groups_go_to_train_and_valid() -> None:
+@pytest.mark.parametrize("seed", range(6))
+def test_two_positive_groups_go_to_train_and_valid(seed: int) -> None:
     images = label_images(stills=30)
     positive = images["creative_id"].isin(["s0.jpg", "s1.jpg"])
-    split = split_images(images, FRACTIONS, seed=0, positive=positive)
+    split = split_images(images, FRACTIONS, seed=seed, positive=positive)
     assert sorted(split[positive]) == ["train", "valid"]
 
 
@@ -190,7 +195,10 @@ def test_boxes_are_written_as_xywh_pixels_with_area_and_file_names_from_the_data
 def test_only_the_objects_categories_are_kept_and_other_images_stay_negatives(root: DataRoot) -> None:
     images = label_images(stills=9)
     annotations = boxes(
-        [("raw/acme/creatives/s0.jpg", "logo", (1, 1, 9, 9)), ("raw/acme/creatives/s1.jpg", "product", (1, 1, 9, 9))]
+        [
+            ("raw/acme/creatives/s0.jpg", "logo", (1, 1, 9, 9)),
+            ("raw/acme/creatives/s1.jpg", "product", (1, 1, 9, 9)),
+        ]
     )
     result = build_coco_datasets(images, annotations, ["logo"], FRACTIONS, 0, root.work("c"), root)
     assert result.table["images"].sum() == 9
@@ -223,7 +231,9 @@ def test_class_balance_counts_positive_and_negative_images_per_split(root: DataR
     assert list(balance.columns) == CLASS_BALANCE_COLUMNS
     assert balance["positive_images"].sum() == 1
     assert balance["boxes"].sum() == 2
-    assert (balance["positive_images"] + balance["negative_images"]).tolist() == result.table["images"].tolist()
+    assert (balance["positive_images"] + balance["negative_images"]).tolist() == result.table[
+        "images"
+    ].tolist()
 
 
 def test_rebuilding_writes_identical_files_and_fingerprint(root: DataRoot) -> None:
@@ -231,13 +241,17 @@ def test_rebuilding_writes_identical_files_and_fingerprint(root: DataRoot) -> No
     annotations = boxes([(p, "logo", (1.0, 2.0, 30.0, 40.0)) for p in images["image_path"]])
     first = build_coco_datasets(images, annotations, ["logo"], FRACTIONS, 7, root.work("c"), root)
     contents = {s: p.read_bytes() for s, p in first.paths.items()}
-    second = build_coco_datasets(images.iloc[::-1], annotations.iloc[::-1], ["logo"], FRACTIONS, 7, root.work("c"), root)
+    second = build_coco_datasets(
+        images.iloc[::-1], annotations.iloc[::-1], ["logo"], FRACTIONS, 7, root.work("c"), root
+    )
     assert {s: p.read_bytes() for s, p in second.paths.items()} == contents
     assert second.fingerprint == first.fingerprint == dataset_fingerprint(first.paths.values())
 
 
 def test_fingerprint_changes_when_a_split_file_changes(root: DataRoot) -> None:
-    result = build_coco_datasets(label_images(stills=3), boxes([]), ["logo"], FRACTIONS, 0, root.work("c"), root)
+    result = build_coco_datasets(
+        label_images(stills=3), boxes([]), ["logo"], FRACTIONS, 0, root.work("c"), root
+    )
     result.paths["test"].write_text("{}")
     assert dataset_fingerprint(result.paths.values()) != result.fingerprint
 

@@ -157,7 +157,10 @@ def test_truncated_jsonl_line_is_an_error_and_the_other_lines_import(tmp_path: P
 
 def test_jsonl_line_with_wrong_types_is_an_error_and_the_others_import(tmp_path: Path) -> None:
     rows = [
-        {"image_url": "a.jpg", "label": [{"label": "logo", "topX": "0.1", "topY": 0, "bottomX": 1, "bottomY": 1}]},
+        {
+            "image_url": "a.jpg",
+            "label": [{"label": "logo", "topX": "0.1", "topY": 0, "bottomX": 1, "bottomY": 1}],
+        },
         {"image_url": None, "label": []},
         {"image_url": "c.jpg", "label": {"label": "logo"}},
         ["not", "an", "object"],
@@ -227,7 +230,9 @@ def test_non_finite_and_huge_numbers_are_refused(tmp_path: Path, literal: str, r
 
 
 def test_integer_literal_over_the_parser_limit_is_an_error_not_a_crash(tmp_path: Path) -> None:
-    path = write_text(tmp_path / "l.jsonl", '{"image_url": "a.jpg", "image_details": {"width": ' + "9" * 5000 + "}}")
+    path = write_text(
+        tmp_path / "l.jsonl", '{"image_url": "a.jpg", "image_details": {"width": ' + "9" * 5000 + "}}"
+    )
     parsed = load_label_file(path)
     assert parsed.images == []
     assert errors_by_record(parsed)["line 1"].startswith("not valid JSON")

@@ -106,7 +106,9 @@ def coco(images: list[tuple[str, int, int]], boxes: list[tuple[int, str, list[fl
     names = sorted({category for _, category, _ in boxes} | set(CATEGORIES))
     ids = {name: i + 1 for i, name in enumerate(names)}
     return {
-        "images": [{"id": i + 1, "file_name": f, "width": w, "height": h} for i, (f, w, h) in enumerate(images)],
+        "images": [
+            {"id": i + 1, "file_name": f, "width": w, "height": h} for i, (f, w, h) in enumerate(images)
+        ],
         "annotations": [
             {"id": k + 1, "image_id": i + 1, "category_id": ids[c], "bbox": bbox, "iscrowd": 0}
             for k, (i, c, bbox) in enumerate(boxes)
@@ -205,7 +207,9 @@ def test_reference_escaping_the_data_root_is_refused(index: ImageIndex, referenc
 
 
 def test_unknown_image_is_an_error_that_mentions_frame_extraction(index: ImageIndex) -> None:
-    with pytest.raises(UnresolvedReference, match=r"no such image in brand acme \(frames must be extracted first\)"):
+    with pytest.raises(
+        UnresolvedReference, match=r"no such image in brand acme \(frames must be extracted first\)"
+    ):
         index.resolve("videos/v.mp4/000030.jpg")
 
 
@@ -233,8 +237,15 @@ def test_normalised_boxes_are_scaled_with_the_actual_image_size(
     write_labels(root, "a.jsonl", [line])
     labels = build(root, manifest, frames)
     assert labels.errors.empty
-    assert labels.annotations[["x_min", "y_min", "x_max", "y_max"]].iloc[0].tolist() == [80.0, 120.0, 240.0, 240.0]
-    assert labels.images[["image_path", "creative_id", "frame_index", "width", "height"]].iloc[0].tolist() == [
+    assert labels.annotations[["x_min", "y_min", "x_max", "y_max"]].iloc[0].tolist() == [
+        80.0,
+        120.0,
+        240.0,
+        240.0,
+    ]
+    assert labels.images[["image_path", "creative_id", "frame_index", "width", "height"]].iloc[
+        0
+    ].tolist() == [
         "frames/acme/videos/v.mp4/000010.jpg",
         "videos/v.mp4",
         10,
@@ -266,7 +277,12 @@ def test_box_partly_outside_the_image_is_clipped_and_kept(
     write_labels(root, "l.json", coco([("images/a.jpg", 640, 480)], [(0, "logo", [600, -10, 100, 50])]))
     labels = build(root, manifest, frames)
     assert labels.errors.empty
-    assert labels.annotations[["x_min", "y_min", "x_max", "y_max"]].iloc[0].tolist() == [600.0, 0.0, 640.0, 40.0]
+    assert labels.annotations[["x_min", "y_min", "x_max", "y_max"]].iloc[0].tolist() == [
+        600.0,
+        0.0,
+        640.0,
+        40.0,
+    ]
 
 
 def test_box_outside_the_image_or_without_area_is_an_error(
@@ -282,7 +298,10 @@ def test_box_outside_the_image_or_without_area_is_an_error(
     )
     labels = build(root, manifest, frames)
     errors = reasons(labels)
-    assert "lies outside the 640x480 image or has no area" in errors[("raw/acme/labels/l.json", "annotations[0]")]
+    assert (
+        "lies outside the 640x480 image or has no area"
+        in errors[("raw/acme/labels/l.json", "annotations[0]")]
+    )
     assert "has no area" in errors[("raw/acme/labels/l.json", "annotations[1]")]
     assert labels.annotations["category"].tolist() == ["product"]
 
@@ -299,12 +318,16 @@ def test_unknown_category_is_an_error_and_only_that_box_is_dropped(
     assert reason.startswith("unknown category 'Logo' (known: logo, product)")
 
 
-def test_crowd_box_is_skipped_with_a_note(root: DataRoot, manifest: pd.DataFrame, frames: pd.DataFrame) -> None:
+def test_crowd_box_is_skipped_with_a_note(
+    root: DataRoot, manifest: pd.DataFrame, frames: pd.DataFrame
+) -> None:
     box = {"label": "logo", "topX": 0.1, "topY": 0.1, "bottomX": 0.5, "bottomY": 0.5, "isCrowd": True}
     write_labels(root, "l.jsonl", [{"image_url": "a.jpg", "label": [box]}])
     labels = build(root, manifest, frames)
     assert labels.annotations.empty
-    assert reasons(labels)[("raw/acme/labels/l.jsonl", "line 1 label[0]")].startswith("note: crowd box skipped")
+    assert reasons(labels)[("raw/acme/labels/l.jsonl", "line 1 label[0]")].startswith(
+        "note: crowd box skipped"
+    )
 
 
 def test_image_without_boxes_stays_as_a_negative(

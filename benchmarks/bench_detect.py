@@ -1,0 +1,227 @@
+"""Detection throughput and peak memory: `run_detection` against a per-image loop, same models and images.
+
+The per-image loop is what the case study does: for each image `cv2.imread`, then each model's `predict` on that
+one image. `run_detection` decodes ahead in a DataLoader, runs `--per-forward` images per model call and
+commits Parquet parts per batch. Each path runs in its own subprocess so its peak RSS is its own; the
+models are the torchvision backend's Faster R-CNN (random init, seeded identically in both paths) with the
+`demo` profile's inference settings at the images' native size.
+
+Run: `python benchmarks/bench_detect.py [--images 100 --models 5 --size 320x240 --per-forward 8]`;
+`--paths batched --images 1000` alone is the memory-growth check.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import torch
+
+from creative_assets.detection.batch_detect import LoadedModel, run_detection
+from creative_assets.layout import DataRoot
+from creative_assets.settings import build_settings
+
+BRAND = "bench"
+PATHS = ("per_image", "batched")
+OBJECTS = ("logo", "product", "brand_cue", "face", "smile")
+
+
+def make_images(root: DataRoot, count: int, width: int, height: int) -> pd.DataFrame:
+    """`count` JPEG stills with a few coloured shapes on noise; returns their work items."""
+    rng = np.random.default_rng(0)
+    folder = root.creatives(BRAND) / "img"
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i in range(count):
+        image = rng.integers(0, 60, (height, width, 3), dtype=np.uint8)
+        for _ in range(3):
+            x, y = int(rng.integers(0, width - 40)), int(rng.integers(0, height - 40))
+            colour = tuple(int(c) for c in rng.integers(80, 256, 3))
+            cv2.rectangle(
+                image, (x, y), (x + int(rng.integers(20, 60)), y + int(rng.integers(20, 60))), colour, -1
+            )
+        path = folder / f"{i:06d}.jpg"
+        cv2.imwrite(str(path), image, [cv2.IMWRITE_JPEG_QUALITY, 90])
+        rows.append(
+            {
+                "brand": BRAND,
+                "creative_id": f"img/{i:06d}.jpg",
+                "media_type": "image",
+                "frame_index": pd.NA,
+                "timestamp_s": pd.NA,
+                "path": root.relative(path),
+                "sha256": f"{i:064x}",
+            }
+        )
+    return pd.DataFrame(rows).astype(
+        {
+            "brand": "string",
+            "creative_id": "string",
+            "media_type": "string",
+            "frame_index": "Int64",
+            "timestamp_s": "Float64",
+            "path": "string",
+            "sha256": "string",
+        }
+    )
+
+
+def build_models(n: int, architecture: str, width: int, height: int) -> list[LoadedModel]:
+    """`n` one-class Faster R-CNNs from the torchvision backend, seeded so every process builds the same."""
+    from creative_assets.detection.architectures import build_model
+    from creative_assets.detection.torchvision_backend import TorchvisionDetector
+
+    settings = build_settings(
+        Path("."),
+        "demo",
+        {
+            "train": {
+                "architecture": architecture,
+                "min_size_test": min(width, height),
+                "max_size_test": max(width, height),
+            }
+        },
+    )
+    models = []
+    for i in range(n):
+        torch.manual_seed(i)
+        name = OBJECTS[i % len(OBJECTS)] if i < len(OBJECTS) else f"object{i}"
+        model, _ = build_model(architecture, 1, settings.train, batch_size_per_image=64)
+        detector = TorchvisionDetector(model, [name], "cpu", amp=False, meta={})
+        models.append(LoadedModel(name, f"bench{i}", detector, {name: 0.5}))
+    return models
+
+
+def peak_rss_mib() -> tuple[float, float]:
+    """Peak RSS of this process and of its largest finished child (DataLoader workers), MiB (Linux: KiB)."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return own, child
+
+
+def per_image_loop(root: DataRoot, items: pd.DataFrame, models: list[LoadedModel], floor: float) -> int:
+    """The case study's loop: read one image, run every model on it, keep the rows in a list."""
+    rows = []
+    for rel in items["path"]:
+        image = cv2.imread(str(root.resolve_inside(rel)))
+        for m in models:
+            pred = m.detector.predict([image], score_floor=floor)[0]
+            for box, score, label in zip(pred.boxes, pred.scores, pred.labels, strict=True):
+                rows.append((rel, m.object_name, m.detector.classes[label], float(score), *map(float, box)))
+    return len(rows)
+
+
+def child(args: argparse.Namespace) -> None:
+    """Run one path in this process and print one JSON line."""
+    torch.set_num_threads(args.threads)
+    root = DataRoot(Path(args.root))
+    items = pd.read_parquet(args.items)
+    width, height = (int(v) for v in args.size.lower().split("x"))
+    models = build_models(args.models, args.architecture, width, height)
+    warm = cv2.imread(str(root.resolve_inside(items["path"].iloc[0])))
+    for m in models:  # first calls allocate; keep them out of both timings
+        m.detector.predict([warm, warm], score_floor=args.floor)
+    started = time.perf_counter()
+    if args.child == "per_image":
+        detections = per_image_loop(root, items, models, args.floor)
+    else:
+        run = run_detection(
+            root,
+            BRAND,
+            items,
+            models,
+            root.warehouse("detections", BRAND),
+            batch_size=args.batch_size,
+            images_per_forward=args.per_forward,
+            score_floor=args.floor,
+            loader_workers=args.workers,
+        )
+        detections = run.rows
+    seconds = time.perf_counter() - started
+    own, workers = peak_rss_mib()
+    print(
+        json.dumps(
+            {
+                "path": args.child,
+                "images": len(items),
+                "seconds": seconds,
+                "images_per_s": len(items) / seconds,
+                "detections": detections,
+                "peak_rss_mib": own,
+                "peak_worker_rss_mib": workers,
+            }
+        )
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=100)
+    parser.add_argument("--models", type=int, default=5)
+    parser.add_argument("--size", default="320x240", help="WIDTHxHEIGHT")
+    parser.add_argument("--architecture", default="mobilenet_v3_large")
+    parser.add_argument("--per-forward", type=int, default=8, help="images per model call (batched path)")
+    parser.add_argument("--batch-size", type=int, default=50, help="creatives per committed part")
+    parser.add_argument("--workers", type=int, default=1, help="DataLoader workers (batched path)")
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch threads")
+    parser.add_argument("--floor", type=float, default=0.2, help="score floor")
+    parser.add_argument("--paths", nargs="+", choices=PATHS, default=list(PATHS))
+    parser.add_argument("--child", choices=PATHS, help=argparse.SUPPRESS)
+    parser.add_argument("--root", help=argparse.SUPPRESS)
+    parser.add_argument("--items", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args)
+        return
+
+    width, height = (int(v) for v in args.size.lower().split("x"))
+    with tempfile.TemporaryDirectory(prefix="bench_detect_") as tmp:
+        root = DataRoot(Path(tmp) / "data")
+        items = make_images(root, args.images, width, height)
+        items_file = Path(tmp) / "items.parquet"
+        items.to_parquet(items_file)
+        print(
+            f"{args.images} images {args.size}, {args.models} × {args.architecture} Faster R-CNN, "
+            f"torch threads {args.threads}, batched: {args.per_forward} per forward, {args.workers} loader workers"
+        )
+        results = {}
+        for path in args.paths:
+            forwarded = [a for a in sys.argv[1:] if a not in ("--paths", *PATHS)]
+            out = subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    *forwarded,
+                    "--child",
+                    path,
+                    "--root",
+                    str(root.root),
+                    "--items",
+                    str(items_file),
+                ],
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            results[path] = json.loads(out.stdout.strip().splitlines()[-1])
+            r = results[path]
+            print(
+                f"{path:>10}: {r['images_per_s']:6.2f} images/s ({r['seconds']:.1f} s), {r['detections']} detections, "
+                f"peak RSS {r['peak_rss_mib']:.0f} MiB (largest worker {r['peak_worker_rss_mib']:.0f} MiB)"
+            )
+        if len(results) == 2:
+            ratio = results["batched"]["images_per_s"] / results["per_image"]["images_per_s"]
+            print(f"batched / per-image: {ratio:.2f}×")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,401 @@
+"""run_detection on real PNG/JPEG files with a small colour-blob detector: parts, resume, errors, staleness."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import cv2
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+
+from creative_assets.detection.backend import Predictions
+from creative_assets.detection.batch_detect import (
+    WORK_ITEM_DTYPES,
+    LoadedModel,
+    ends_batch,
+    model_fingerprint,
+    plan_batches,
+    run_detection,
+    work_items,
+)
+from creative_assets.layout import DataRoot
+from creative_assets.tables.schemas import DETECTIONS, check_schema
+from creative_assets.tables.warehouse import part_files, read_detections
+
+BRAND = "acme"
+REPO = Path(__file__).resolve().parents[2]
+SUBPROCESS_SCRIPT = Path(__file__).with_name("detect_in_subprocess.py")
+
+# BGR ranges: saturated red is a "logo", saturated blue a "product".
+COLOUR_RANGES = {"logo": ((0, 0, 150), (90, 90, 255)), "product": ((150, 0, 0), (255, 90, 90))}
+
+
+class ColourBlobDetector:
+    """A real, deterministic Detector: each connected blob of a class colour is one box.
+
+    Score = 0.3 + 0.69 × the share of the box the blob fills, so a filled square scores ~0.99 and a thin ring
+    ~0.4 — enough to exercise thresholds. `delay_s` per image makes a run slow enough to be killed mid-way.
+    """
+
+    backend = "colour-blobs"
+    device = "cpu"
+
+    def __init__(self, classes: Sequence[str] = ("logo",), delay_s: float = 0.0) -> None:
+        self.classes = list(classes)
+        self.delay_s = delay_s
+
+    def predict(self, images: Sequence[np.ndarray], score_floor: float = 0.0) -> list[Predictions]:
+        out = []
+        for image in images:
+            if self.delay_s:
+                time.sleep(self.delay_s)
+            boxes, scores, labels = [], [], []
+            for label, name in enumerate(self.classes):
+                lo, hi = COLOUR_RANGES[name]
+                mask = cv2.inRange(image, np.array(lo, np.uint8), np.array(hi, np.uint8))
+                contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+                for contour in contours:
+                    x, y, w, h = cv2.boundingRect(contour)
+                    if w * h < 16:
+                        continue
+                    score = 0.3 + 0.69 * float(mask[y : y + h, x : x + w].mean()) / 255.0
+                    if score >= score_floor:
+                        boxes.append([x, y, x + w, y + h])
+                        scores.append(score)
+                        labels.append(label)
+            order = np.argsort(-np.asarray(scores, np.float32), kind="stable")
+            out.append(
+                Predictions(
+                    boxes=np.asarray(boxes, np.float32).reshape(-1, 4)[order],
+                    scores=np.asarray(scores, np.float32)[order],
+                    labels=np.asarray(labels, np.int64)[order],
+                )
+            )
+        return out
+
+
+def colour_models(model_id: str = "m1", delay_s: float = 0.0) -> list[LoadedModel]:
+    """The two models a test brand runs: logo (threshold 0.6) and product (threshold 0.5)."""
+    return [
+        LoadedModel("logo", model_id, ColourBlobDetector(["logo"], delay_s), {"logo": 0.6}),
+        LoadedModel("product", model_id, ColourBlobDetector(["product"], delay_s), {"product": 0.5}),
+    ]
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def write_still(root: DataRoot, creative_id: str, seed: int) -> dict:
+    """A 64×48 image with a filled red square, sometimes a red ring and a blue square; its manifest row."""
+    image = np.full((48, 64, 3), 235, np.uint8)
+    x = 4 + (seed * 7) % 30
+    cv2.rectangle(image, (x, 6), (x + 15, 21), (0, 0, 255), thickness=-1)
+    if seed % 3 == 0:
+        cv2.rectangle(image, (40, 26), (60, 44), (0, 0, 255), thickness=1)
+    if seed % 2 == 0:
+        cv2.rectangle(image, (6, 28), (21, 43), (255, 0, 0), thickness=-1)
+    path = root.creatives(BRAND) / creative_id
+    path.parent.mkdir(parents=True, exist_ok=True)
+    assert cv2.imwrite(str(path), image)
+    return manifest_row(root, creative_id, "image", path)
+
+
+def manifest_row(root: DataRoot, creative_id: str, media_type: str, path: Path, **extra) -> dict:
+    row = {
+        "brand": BRAND,
+        "creative_id": creative_id,
+        "media_type": media_type,
+        "path": root.relative(path),
+        "width": 64,
+        "height": 48,
+        "fps": np.nan,
+        "frame_count": pd.NA,
+        "duration_s": np.nan,
+        "bytes": path.stat().st_size if path.exists() else 0,
+        "sha256": _sha(path) if path.exists() else "0" * 64,
+    }
+    row.update(extra)
+    return row
+
+
+def write_video_frames(root: DataRoot, creative_id: str, n: int = 4) -> tuple[dict, list[dict]]:
+    """Frames 0, 10, 20, … of a 10 fps video (only the extracted JPEGs exist); red from the third frame."""
+    frames = []
+    for i in range(n):
+        image = np.full((48, 64, 3), 230, np.uint8)
+        if i >= 2:
+            cv2.rectangle(image, (20, 10), (40, 30), (0, 0, 255), thickness=-1)
+        path = root.frame_path(BRAND, creative_id, i * 10)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        assert cv2.imwrite(str(path), image, [cv2.IMWRITE_JPEG_QUALITY, 95])
+        frames.append(
+            {
+                "brand": BRAND,
+                "creative_id": creative_id,
+                "frame_index": i * 10,
+                "timestamp_s": float(i),
+                "path": root.relative(path),
+                "width": 64,
+                "height": 48,
+            }
+        )
+    video = root.creatives(BRAND) / creative_id
+    video.parent.mkdir(parents=True, exist_ok=True)
+    video.write_bytes(b"stand-in for " + creative_id.encode())
+    row = manifest_row(root, creative_id, "video", video, fps=10.0, frame_count=10 * n, duration_s=float(n))
+    return row, frames
+
+
+def build_brand(root: DataRoot, n_stills: int = 10) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Stills `img/00.png`, `img/01.jpg`, … and one video `vid/spot.mp4` with 4 frames."""
+    rows = [write_still(root, f"img/{i:02d}.{'png' if i % 2 == 0 else 'jpg'}", i) for i in range(n_stills)]
+    video_row, frame_rows = write_video_frames(root, "vid/spot.mp4")
+    manifest = pd.DataFrame([*rows, video_row])
+    frames = pd.DataFrame(frame_rows).astype({"frame_index": "int64", "timestamp_s": "float64"})
+    return manifest, frames
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> DataRoot:
+    return DataRoot(tmp_path / "data")
+
+
+@pytest.fixture
+def brand_items(root: DataRoot) -> pd.DataFrame:
+    manifest, frames = build_brand(root)
+    return work_items(manifest, frames)
+
+
+def detect(root: DataRoot, items: pd.DataFrame, models=None, out: str = "detections", **kwargs):
+    options = {"batch_size": 3, "images_per_forward": 2, "score_floor": 0.2, "loader_workers": 0}
+    options.update(kwargs)
+    return run_detection(root, BRAND, items, models or colour_models(), root.warehouse(out, BRAND), **options)
+
+
+def part_stats(folder: Path) -> dict[str, tuple[int, int]]:
+    return {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in part_files(folder)}
+
+
+def test_work_items_lists_stills_and_every_frame_sorted(brand_items: pd.DataFrame) -> None:
+    assert dict(brand_items.dtypes.astype(str)) == WORK_ITEM_DTYPES
+    assert len(brand_items) == 10 + 4
+    assert list(brand_items["creative_id"]) == sorted(brand_items["creative_id"])
+    stills = brand_items[brand_items["media_type"] == "image"]
+    assert stills["frame_index"].isna().all() and stills["timestamp_s"].isna().all()
+    video = brand_items[brand_items["media_type"] == "video"]
+    assert list(video["frame_index"]) == [0, 10, 20, 30]
+    assert video["path"].iloc[0] == "frames/acme/vid/spot.mp4/000000.jpg"
+    assert video["sha256"].nunique() == 1
+
+
+def test_work_items_rejects_frames_of_videos_missing_from_the_manifest(root: DataRoot) -> None:
+    manifest, frames = build_brand(root, n_stills=1)
+    with pytest.raises(ValueError, match="vid/spot.mp4"):
+        work_items(manifest[manifest["media_type"] == "image"], frames)
+
+
+def test_detections_have_the_schema_boxes_and_thresholds(root: DataRoot, brand_items: pd.DataFrame) -> None:
+    run = detect(root, brand_items)
+    table = read_detections(root.warehouse("detections", BRAND))
+    assert check_schema(table, DETECTIONS) == []
+    assert run.rows == len(table) and run.errors.empty
+
+    still = table[(table["creative_id"] == "img/00.png") & (table["object"] == "logo")]
+    assert len(still) == 2  # the filled square and the ring
+    square, ring = still.iloc[0], still.iloc[1]
+    assert (square.x_min, square.y_min, square.x_max, square.y_max) == (4.0, 6.0, 20.0, 22.0)
+    assert square.box_area_frac == pytest.approx(16 * 16 / (64 * 48))
+    assert square.above_threshold and not ring.above_threshold
+    assert square.threshold == 0.6 and square.model_id == "m1" and square.backend == "colour-blobs"
+    assert pd.isna(square.frame_index) and pd.isna(square.timestamp_s)
+
+    frames = table[table["creative_id"] == "vid/spot.mp4"]
+    assert list(frames["frame_index"]) == [20, 30]
+    assert list(frames["timestamp_s"]) == [2.0, 3.0]
+    assert set(frames["media_type"]) == {"video"}
+
+
+def test_each_batch_is_one_part_holding_whole_creatives(root: DataRoot, brand_items: pd.DataFrame) -> None:
+    run = detect(root, brand_items)
+    parts = part_files(root.warehouse("detections", BRAND))
+    assert run.parts_written == run.batches == len(parts) > 1
+    table = read_detections(root.warehouse("detections", BRAND))
+    assert (table.groupby("creative_id")["batch"].nunique() == 1).all()
+    assert {f"part-{b}.parquet" for b in table["batch"]} <= {p.name for p in parts}
+
+
+def test_detection_output_does_not_depend_on_forward_size_or_loader_workers(
+    root: DataRoot, brand_items: pd.DataFrame
+) -> None:
+    detect(root, brand_items, out="serial", images_per_forward=1, loader_workers=0)
+    detect(root, brand_items, out="workers", images_per_forward=3, loader_workers=1)
+    pd.testing.assert_frame_equal(
+        read_detections(root.warehouse("serial", BRAND)), read_detections(root.warehouse("workers", BRAND))
+    )
+
+
+def test_rerun_reuses_every_committed_part(root: DataRoot, brand_items: pd.DataFrame) -> None:
+    first = detect(root, brand_items)
+    before = part_stats(root.warehouse("detections", BRAND))
+    again = detect(root, brand_items)
+    assert (again.parts_written, again.parts_reused, again.images) == (0, first.batches, 0)
+    assert again.rows == first.rows
+    assert part_stats(root.warehouse("detections", BRAND)) == before
+
+
+def test_killed_run_resumes_without_loss_or_duplicates(root: DataRoot, brand_items: pd.DataFrame) -> None:
+    items_file = root.root / "items.parquet"
+    brand_items.to_parquet(items_file)
+    out = root.warehouse("detections", BRAND)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen(
+        [sys.executable, str(SUBPROCESS_SCRIPT), str(root.root), str(items_file), str(out), "0.15"], env=env
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not part_files(out):
+            assert proc.poll() is None, "the detection subprocess ended before committing a part"
+            assert time.monotonic() < deadline, "no part committed within 60 s"
+            time.sleep(0.01)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+    committed = part_stats(out)
+    total = len(plan_batches(brand_items, 3, model_fingerprint(colour_models(), 0.2)))
+    assert 1 <= len(committed) < total
+
+    resumed = detect(root, brand_items)
+    assert resumed.parts_reused == len(committed)
+    assert resumed.parts_written == total - len(committed)
+    after = part_stats(out)
+    assert {name: after[name] for name in committed} == committed
+    assert not list(out.glob(".*.tmp"))
+
+    detect(root, brand_items, out="reference")
+    table = read_detections(out)
+    assert not table.duplicated().any()
+    pd.testing.assert_frame_equal(table, read_detections(root.warehouse("reference", BRAND)))
+
+
+def test_temporaries_left_by_a_killed_writer_are_removed_on_start(
+    root: DataRoot, brand_items: pd.DataFrame
+) -> None:
+    out = root.warehouse("detections", BRAND)
+    out.mkdir(parents=True)
+    (out / ".part-abc.parquet.x1y2.tmp").write_bytes(b"half a part")
+    run = detect(root, brand_items)
+    assert run.temporaries_removed == 1
+    assert not list(out.glob(".*.tmp"))
+
+
+def test_corrupt_image_is_an_error_row_and_its_batch_keeps_the_good_images(
+    root: DataRoot,
+) -> None:
+    manifest, frames = build_brand(root)
+    bad = root.creatives(BRAND) / "img/03.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xe0 this is not a JPEG")
+    manifest.loc[manifest["creative_id"] == "img/03.jpg", "sha256"] = _sha(bad)
+    items = work_items(manifest, frames)
+
+    run = detect(root, items, batch_size=100)
+    assert run.batches == run.parts_written == 1
+    assert list(run.errors["file"]) == ["raw/acme/creatives/img/03.jpg"]
+    assert list(run.errors["stage"]) == ["detections"] and "decode" in run.errors["reason"].iloc[0]
+    table = read_detections(root.warehouse("detections", BRAND))
+    assert set(table["creative_id"]) == set(manifest["creative_id"]) - {"img/03.jpg"}
+    errors_part = part_files(root.warehouse("detection_errors", BRAND))
+    assert [p.name for p in errors_part] == [f"part-{table['batch'].iloc[0]}.parquet"]
+
+
+def test_changed_model_recomputes_every_part_and_removes_the_old_ones(
+    root: DataRoot, brand_items: pd.DataFrame
+) -> None:
+    old = detect(root, brand_items, models=colour_models("m1"))
+    old_parts = set(part_stats(root.warehouse("detections", BRAND)))
+    new = detect(root, brand_items, models=colour_models("m2"))
+    new_parts = set(part_stats(root.warehouse("detections", BRAND)))
+    assert (new.parts_written, new.parts_reused, new.parts_removed) == (new.batches, 0, old.batches)
+    assert not old_parts & new_parts
+    table = read_detections(root.warehouse("detections", BRAND))
+    assert set(table["model_id"]) == {"m2"} and len(table) == old.rows
+
+
+def test_new_creative_recomputes_only_the_batch_it_joins(root: DataRoot) -> None:
+    manifest, frames = build_brand(root)
+    detect(root, work_items(manifest, frames))
+    before = part_stats(root.warehouse("detections", BRAND))
+    # An id that does not end a batch joins an existing one instead of splitting it.
+    name = next(f"img/05b{i}.png" for i in range(100) if not ends_batch(f"img/05b{i}.png", 3))
+    grown = pd.concat([manifest, pd.DataFrame([write_still(root, name, 5)])], ignore_index=True)
+
+    run = detect(root, work_items(grown, frames))
+    assert (run.parts_written, run.parts_removed, run.parts_reused) == (1, 1, len(before) - 1)
+    after = part_stats(root.warehouse("detections", BRAND))
+    assert len(set(before) & set(after)) == len(before) - 1
+    assert all(after[name_] == stat for name_, stat in before.items() if name_ in after)
+    table = read_detections(root.warehouse("detections", BRAND))
+    assert name in set(table["creative_id"])
+
+
+def test_adding_a_creative_changes_at_most_the_batches_around_it() -> None:
+    ids = [f"creative_{i:04d}.jpg" for i in range(0, 2000, 2)]
+    items = pd.DataFrame(
+        {
+            "brand": BRAND,
+            "creative_id": ids,
+            "media_type": "image",
+            "frame_index": pd.array([pd.NA] * len(ids), dtype="Int64"),
+            "timestamp_s": pd.array([pd.NA] * len(ids), dtype="Float64"),
+            "path": ids,
+            "sha256": "x",
+        }
+    ).astype(WORK_ITEM_DTYPES)
+    before = plan_batches(items, 20, "models")
+    grown = pd.concat([items, items.iloc[[500]].assign(creative_id="creative_1001.jpg")])
+    grown = grown.sort_values("creative_id").reset_index(drop=True)
+    after = plan_batches(grown, 20, "models")
+    assert max(len(b.creative_ids) for b in after) <= 40
+    assert len({b.key for b in before} - {b.key for b in after}) <= 2
+    assert len(before) > 20
+
+
+def test_progress_reaches_the_total_and_the_log_has_a_line_per_batch(
+    root: DataRoot, brand_items: pd.DataFrame
+) -> None:
+    calls: list[tuple[int, int]] = []
+    lines: list[str] = []
+    run = detect(root, brand_items, log=lines.append, progress=lambda d, t: calls.append((d, t)))
+    assert calls[-1] == (len(brand_items), len(brand_items))
+    assert [d for d, _ in calls] == sorted(d for d, _ in calls)
+    batch_lines = [line for line in lines if "committed (" in line]
+    assert len(batch_lines) == run.batches and all(
+        "images/s" in line and "ETA" in line for line in batch_lines
+    )
+
+
+def test_a_class_without_a_threshold_is_rejected(root: DataRoot, brand_items: pd.DataFrame) -> None:
+    models = [LoadedModel("logo", "m1", ColourBlobDetector(["logo", "product"]), {"logo": 0.6})]
+    with pytest.raises(ValueError, match="no threshold for class"):
+        detect(root, brand_items, models=models)
+
+
+def test_detections_read_back_with_duckdb_hive_partitions(root: DataRoot, brand_items: pd.DataFrame) -> None:
+    run = detect(root, brand_items)
+    pattern = (root.root / "warehouse" / "detections" / "*" / "*.parquet").as_posix()
+    rows = duckdb.sql(
+        f"select brand, object, count(*) as n, sum(above_threshold::int) as found "
+        f"from read_parquet('{pattern}', hive_partitioning=true) group by all order by object"
+    ).fetchall()
+    assert sum(n for _, _, n, _ in rows) == run.rows
+    assert {b for b, _, _, _ in rows} == {BRAND}
+    assert [o for _, o, _, _ in rows] == ["logo", "product"]
