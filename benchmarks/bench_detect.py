@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -101,11 +103,55 @@ def build_models(n: int, architecture: str, width: int, height: int) -> list[Loa
     return models
 
 
-def peak_rss_mib() -> tuple[float, float]:
-    """Peak RSS of this process and of its largest finished child (DataLoader workers), MiB (Linux: KiB)."""
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    return own, child
+def peak_rss_mib() -> float:
+    """Peak RSS of this process, MiB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _pss_kib(pid: int) -> int:
+    try:
+        text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    except OSError:
+        return 0
+    return sum(int(line.split()[1]) for line in text.splitlines() if line.startswith("Pss:"))
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+class TreeMemory(threading.Thread):
+    """Samples the proportional set size (PSS) of this process and its children (DataLoader workers).
+
+    Forked workers share the parent's pages, so their RSS counts the parent twice; PSS splits shared pages
+    between the processes that map them, so the sum is the tree's real footprint.
+    """
+
+    def __init__(self, interval_s: float = 0.2) -> None:
+        super().__init__(daemon=True)
+        self.interval_s = interval_s
+        self.peak_kib = 0
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        pid = os.getpid()
+        while not self.stopped.wait(self.interval_s):
+            total = sum(_pss_kib(p) for p in [pid, *_children(pid)])
+            self.peak_kib = max(self.peak_kib, total)
+
+    def stop(self) -> float:
+        """Stop sampling; the peak in MiB."""
+        self.stopped.set()
+        self.join()
+        return self.peak_kib / 1024
 
 
 def per_image_loop(root: DataRoot, items: pd.DataFrame, models: list[LoadedModel], floor: float) -> int:
@@ -130,6 +176,8 @@ def child(args: argparse.Namespace) -> None:
     warm = cv2.imread(str(root.resolve_inside(items["path"].iloc[0])))
     for m in models:  # first calls allocate; keep them out of both timings
         m.detector.predict([warm, warm], score_floor=args.floor)
+    memory = TreeMemory()
+    memory.start()
     started = time.perf_counter()
     if args.child == "per_image":
         detections = per_image_loop(root, items, models, args.floor)
@@ -147,7 +195,7 @@ def child(args: argparse.Namespace) -> None:
         )
         detections = run.rows
     seconds = time.perf_counter() - started
-    own, workers = peak_rss_mib()
+    tree = memory.stop()
     print(
         json.dumps(
             {
@@ -156,8 +204,8 @@ def child(args: argparse.Namespace) -> None:
                 "seconds": seconds,
                 "images_per_s": len(items) / seconds,
                 "detections": detections,
-                "peak_rss_mib": own,
-                "peak_worker_rss_mib": workers,
+                "peak_rss_mib": peak_rss_mib(),
+                "peak_tree_pss_mib": tree,
             }
         )
     )
@@ -216,7 +264,7 @@ def main() -> None:
             r = results[path]
             print(
                 f"{path:>10}: {r['images_per_s']:6.2f} images/s ({r['seconds']:.1f} s), {r['detections']} detections, "
-                f"peak RSS {r['peak_rss_mib']:.0f} MiB (largest worker {r['peak_worker_rss_mib']:.0f} MiB)"
+                f"peak RSS {r['peak_rss_mib']:.0f} MiB, peak PSS with workers {r['peak_tree_pss_mib']:.0f} MiB"
             )
         if len(results) == 2:
             ratio = results["batched"]["images_per_s"] / results["per_image"]["images_per_s"]

@@ -1,6 +1,5 @@
 """Datasets: resolved labels per brand, and validated train/valid/test COCO files per brand × object."""
 
-from __future__ import annotations
 
 import dagster as dg
 import numpy as np

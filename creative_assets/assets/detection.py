@@ -1,6 +1,5 @@
 """Detection: per-class thresholds per brand × object, then every creative through every chosen model."""
 
-from __future__ import annotations
 
 import json
 

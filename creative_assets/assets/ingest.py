@@ -1,6 +1,5 @@
 """Ingest: the creative manifest and the frames extracted from videos (brand partitions)."""
 
-from __future__ import annotations
 
 import dagster as dg
 import pandas as pd
@@ -89,10 +88,12 @@ def video_frames(
             **error_metadata(result.errors, errors_path),
         },
     )
-    videos = set(creative_manifest.loc[creative_manifest["media_type"] == "video", "creative_id"])
+    is_video = creative_manifest["media_type"] == "video"
+    unreadable = creative_manifest["path"].isin(set(result.errors["file"]))
+    videos = set(creative_manifest.loc[is_video & ~unreadable, "creative_id"])
     missing = sorted(videos - set(result.frames["creative_id"]))
     yield dg.AssetCheckResult(
         check_name="frames_for_every_video",
         passed=not missing,
-        metadata={"videos": len(videos), "without_frames": len(missing), "missing": ", ".join(missing[:20])},
+        metadata={"readable_videos": len(videos), "unreadable": int((is_video & unreadable).sum()), "without_frames": len(missing), "missing": ", ".join(missing[:20])},
     )

@@ -1,6 +1,5 @@
 """Training: the exhaustive grid per brand × object and the chosen model (with the Haar baseline for faces)."""
 
-from __future__ import annotations
 
 import hashlib
 import json

@@ -74,6 +74,7 @@ _MAX_OVERLAP = 0.08  # intersection over the smaller box
 _JPEG_QUALITY = 92
 _CPM = {"display": 4.0, "social": 6.5, "video": 12.0}
 
+# progress(done, total): creatives written so far and in all, over every brand
 ProgressFn = Callable[[int, int], None]
 
 
@@ -390,7 +391,7 @@ def _rng(seed: int, brand_key: int, kind: int, index: int) -> np.random.Generato
 
 
 def _plan_stills(rng: np.random.Generator, n: int) -> list[list[str]]:
-    """Categories in each of `n` stills: ~15 % empty, each object in about a quarter to a third."""
+    """Categories of each of `n` stills, about 15 % empty; "smile" marks a smiling face."""
     if n == 0:
         return []
     order = rng.permutation(n)
@@ -404,6 +405,9 @@ def _plan_stills(rng: np.random.Generator, n: int) -> list[list[str]]:
     for i in positives:
         if not plans[i]:
             plans[i].append(list(_PRESENCE_SHARE)[int(rng.integers(len(_PRESENCE_SHARE)))])
+    faces = [i for i in range(n) if "face" in plans[i]]
+    for i in rng.choice(faces, size=int(round(_SMILE_SHARE * len(faces))), replace=False) if faces else []:
+        plans[int(i)].append("smile")
     for plan in plans:
         for category in ("logo", "product"):
             if category in plan and rng.random() < _SECOND_INSTANCE_SHARE:
@@ -412,7 +416,7 @@ def _plan_stills(rng: np.random.Generator, n: int) -> list[list[str]]:
 
 
 def _plan_video(rng: np.random.Generator) -> list[str]:
-    """Two to four objects; logos are likely so every video has something brand-specific to find."""
+    """Two to four objects (logos likely, so most videos show the brand); "smile" marks a smiling face."""
     plan = [
         c
         for c, p in (("logo", 0.75), ("product", 0.55), ("brand_cue", 0.5), ("face", 0.6))
@@ -422,6 +426,8 @@ def _plan_video(rng: np.random.Generator) -> list[str]:
         extra = list(_PRESENCE_SHARE)[int(rng.integers(len(_PRESENCE_SHARE)))]
         if extra not in plan:
             plan.append(extra)
+    if "face" in plan and rng.random() < _SMILE_SHARE:
+        plan.append("smile")
     return plan
 
 
@@ -444,6 +450,8 @@ def _build_scene(
     samples = (0.0, 0.25, 0.5, 0.75, 1.0) if moving else (0.0,)
     tracks: list[_Track] = []
     for category in plan:
+        if category == "smile":
+            continue  # a smile is drawn as part of its face
         aspect = object_aspect(category, style, rng)
         lo, hi = SIZE_RANGE[category]
         fraction = float(rng.uniform(lo, hi))
@@ -475,7 +483,7 @@ def _build_scene(
         skin, smiling = None, False
         if category == "face":
             skin = SKIN_TONES[int(rng.integers(len(SKIN_TONES)))]
-            smiling = bool(rng.random() < _SMILE_SHARE)
+            smiling = "smile" in plan
         tracks.append(_Track(category, placed[0], placed[1], first, last, skin, smiling))
     return _Scene(
         background=background,
