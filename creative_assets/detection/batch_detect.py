@@ -196,12 +196,12 @@ def plan_batches(items: pd.DataFrame, batch_size: int, fingerprint: str) -> list
     starts = np.concatenate([[0], np.flatnonzero(ids[1:] != ids[:-1]) + 1])
     stops = np.concatenate([starts[1:], [n]])
     shas = items["sha256"].to_numpy(dtype=object)
-    frames = items["frame_index"]
+    frames = items["frame_index"].fillna(-1).to_numpy(dtype=np.int64)  # -1: a still image
 
     def key_of(first: int, last: int) -> str:
         digest = hashlib.sha256(fingerprint.encode("utf-8"))
         for s, e in zip(starts[first : last + 1], stops[first : last + 1], strict=True):
-            indices = ",".join(str(v) for v in frames.iloc[s:e].dropna().tolist()) or "-"
+            indices = ",".join(map(str, frames[s:e].tolist()))
             digest.update(f"\n{ids[s]}\t{shas[s]}\t{indices}".encode())
         return digest.hexdigest()[:24]
 

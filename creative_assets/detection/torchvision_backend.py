@@ -137,6 +137,16 @@ class TorchvisionDetector:
             )
         return results
 
+    def save(self, path: Path) -> None:
+        """Write this detector as a checkpoint `TorchvisionBackend.load` reads back (atomically)."""
+        _write_checkpoint(self.model, Path(path), self.meta)
+
+
+def _write_checkpoint(model: torch.nn.Module, path: Path, meta: dict[str, Any]) -> None:
+    state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+    with atomic_path(path) as tmp:
+        torch.save({**meta, "state_dict": state}, tmp)
+
 
 class TorchvisionBackend:
     """Trains and loads torchvision Faster R-CNN detectors (see module docstring)."""
@@ -240,7 +250,8 @@ class TorchvisionBackend:
                 progress(done, max_iter, info)
             if done in snaps:
                 path = out_dir / checkpoint_name(done)
-                self._save(model, path, meta, TrialParams(done, params.batch_size_per_image))
+                trial = {"max_iter": done, "batch_size_per_image": params.batch_size_per_image}
+                _write_checkpoint(model, path, {**meta, "params": trial, "iteration": done})
                 checkpoints[done] = path
                 seconds[done] = elapsed
         return TrainResult(
@@ -248,18 +259,6 @@ class TorchvisionBackend:
             seconds=seconds,
             info={"losses": losses, "device": device, "weights": note, "skipped_annotations": dataset.stats},
         )
-
-    @staticmethod
-    def _save(model: torch.nn.Module, path: Path, meta: dict[str, Any], params: TrialParams) -> None:
-        state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-        payload = {
-            **meta,
-            "params": {"max_iter": params.max_iter, "batch_size_per_image": params.batch_size_per_image},
-            "iteration": params.max_iter,
-            "state_dict": state,
-        }
-        with atomic_path(path) as tmp:
-            torch.save(payload, tmp)
 
     def load(self, checkpoint: Path, device: str | None = None) -> TorchvisionDetector:
         """Load a checkpoint written by `train` onto `device` (default: the backend's device)."""

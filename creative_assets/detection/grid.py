@@ -1,0 +1,337 @@
+"""The exhaustive hyper-parameter grid: every SOLVER.MAX_ITER × ROI_HEADS.BATCH_SIZE_PER_IMAGE pair is a trial.
+
+Each trial is trained on `train`, evaluated on `valid` (presence metrics at each of `settings.confidences`,
+COCO AP/AP50 from pycocotools) and saved as it finishes: `trials/<key>/model.pth` and then
+`trials/<key>/result.json`, both written atomically. A re-run skips every trial whose result.json exists and
+was made from the same settings and data (a fingerprint), so a crash costs at most the run in progress.
+
+Prefix sharing: when `train.share_grid_prefix` is set and the backend is `prefix_stable` (its LR schedule
+uses absolute STEPS/WARMUP_ITERS and its data stream depends only on the seed, so nothing depends on
+MAX_ITER), the trials of one BATCH_SIZE_PER_IMAGE are trained as ONE run to the largest MAX_ITER with
+snapshots at the smaller ones — the same weights as separate runs with the same seed, for a fraction of
+the time. Such trials name their run in the `shared_run` column ("" for a trial trained alone), and their
+`train_seconds` is the run's time up to the snapshot.
+
+Several classes (an object mapped to several label categories): accuracy, precision, recall and F1 in the
+trial table are macro-averages over the classes (each class weighs the same); tp, fp, tn and fn are sums
+over classes (counted per (image, class) cell). The long table keeps every class separately.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from creative_assets.atomic import atomic_write_json, remove_stale_temporaries
+from creative_assets.detection.backend import CocoSplit, Detector, DetectorBackend, Predictions, TrialParams
+from creative_assets.detection.evaluation import (
+    GroundTruth,
+    coco_ap,
+    load_ground_truth,
+    max_scores,
+    presence_metrics,
+)
+from creative_assets.detection.split_inference import predict_split
+from creative_assets.layout import DataRoot, PathEscapeError
+from creative_assets.settings import Settings
+
+RESULT_FILE = "result.json"
+CHECKPOINT_FILE = "model.pth"
+RESULT_FORMAT = "creative_assets/grid-trial/1"
+
+METRICS = ("accuracy", "precision", "recall", "f1", "tp", "fp", "tn", "fn")
+COUNT_METRICS = ("tp", "fp", "tn", "fn")
+TRIAL_BASE_COLUMNS = [
+    "trial",
+    "max_iter",
+    "batch_size_per_image",
+    "ims_per_batch",
+    "base_lr",
+    "architecture",
+    "backend",
+    "device",
+    "shared_run",
+    "train_seconds",
+    "AP",
+    "AP50",
+]
+TRIAL_TAIL_COLUMNS = ["checkpoint", "mean_accuracy"]
+LONG_COLUMNS = [
+    "trial",
+    "max_iter",
+    "batch_size_per_image",
+    "class_name",
+    "confidence",
+    "n",
+    "tp",
+    "fp",
+    "tn",
+    "fn",
+    "accuracy",
+    "precision",
+    "recall",
+    "f1",
+]
+_STRING_COLUMNS = ("trial", "architecture", "backend", "device", "shared_run", "checkpoint", "class_name")
+_INT_COLUMNS = ("max_iter", "batch_size_per_image", "ims_per_batch", "n")
+
+GridProgressFn = Callable[[int, int, dict[str, float]], None]
+LogFn = Callable[[str], None]
+
+
+def confidence_percent(confidence: float) -> int:
+    """A confidence as the integer percent used in column names (0.2 → 20)."""
+    return int(round(confidence * 100))
+
+
+def trial_columns(confidences: Sequence[float]) -> list[str]:
+    """Columns of the trial table for these confidences, in order."""
+    per_confidence = [f"{m}_{confidence_percent(c)}" for c in confidences for m in METRICS]
+    return TRIAL_BASE_COLUMNS + per_confidence + TRIAL_TAIL_COLUMNS
+
+
+@dataclass
+class GridResult:
+    """The grid's outcome: `trials` one row per trial (`trial_columns`), `long` one row per trial × class ×
+    confidence (`LONG_COLUMNS`)."""
+
+    trials: pd.DataFrame
+    long: pd.DataFrame
+
+    @property
+    def best(self) -> pd.Series:
+        """The trial `choose_best_trial` picks."""
+        return choose_best_trial(self.trials)
+
+
+def choose_best_trial(trials: pd.DataFrame) -> pd.Series:
+    """The best trial: highest mean_accuracy over the confidences; ties → higher AP, then the cheaper trial
+    (smaller max_iter × batch_size_per_image), then the trial name. NaN ranks below every number."""
+    if trials.empty:
+        raise ValueError("no trials to choose from")
+
+    def desc(value: Any) -> float:
+        v = float(value)
+        return -v if not math.isnan(v) else math.inf
+
+    def key(i: int) -> tuple[float, float, int, str]:
+        row = trials.iloc[i]
+        cost = int(row["max_iter"]) * int(row["batch_size_per_image"])
+        return desc(row["mean_accuracy"]), desc(row["AP"]), cost, str(row["trial"])
+
+    return trials.iloc[min(range(len(trials)), key=key)]
+
+
+def _file_sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _fingerprint(
+    settings: Settings, params: TrialParams, classes: Sequence[str], train: CocoSplit, valid: CocoSplit
+) -> str:
+    what = {
+        # how the work is scheduled or where it runs does not change what a trial means
+        "train": settings.train.model_dump(mode="json", exclude={"share_grid_prefix", "device"}),
+        "params": [params.max_iter, params.batch_size_per_image],
+        "classes": list(classes),
+        "confidences": list(settings.confidences),
+        "train_json": _file_sha256(train.json_path),
+        "valid_json": _file_sha256(valid.json_path),
+    }
+    return hashlib.sha256(json.dumps(what, sort_keys=True).encode("utf-8")).hexdigest()
+
+
+def _display_path(path: Path, settings: Settings) -> str:
+    try:
+        return DataRoot(settings.data_root).relative(path)
+    except PathEscapeError:
+        return Path(path).resolve().as_posix()
+
+
+def _remap(preds: dict[int, Predictions], detector_classes: Sequence[str], gt: GroundTruth) -> dict[int, Predictions]:
+    """Relabel predictions from the detector's class order to the ground truth's."""
+    mapping = np.array([gt.class_index(c) for c in detector_classes], dtype=np.int64)
+    return {
+        image_id: Predictions(p.boxes, p.scores, mapping[p.labels] if len(p) else p.labels)
+        for image_id, p in preds.items()
+    }
+
+
+def evaluate_detector(
+    detector: Detector,
+    valid: CocoSplit,
+    gt: GroundTruth,
+    classes: Sequence[str],
+    confidences: Sequence[float],
+    images_per_forward: int = 8,
+) -> tuple[dict[str, float], list[dict[str, Any]]]:
+    """Presence metrics per class × confidence (long rows) and the trial-level summary (AP, AP50, macro
+    rates and summed counts per confidence, mean_accuracy) of one detector on `valid`."""
+    preds = _remap(predict_split(detector, valid, images_per_forward, 0.0), detector.classes, gt)
+    scores = max_scores(gt, preds)
+    long_rows: list[dict[str, Any]] = []
+    summary: dict[str, float] = {}
+    for c in confidences:
+        per_class = []
+        for name in classes:
+            j = gt.class_index(name)
+            m = presence_metrics(gt.presence[:, j], scores[:, j], c).as_dict()
+            per_class.append(m)
+            long_rows.append({"class_name": name, "confidence": float(c), **m})
+        pct = confidence_percent(c)
+        for metric in METRICS:
+            values = [m[metric] for m in per_class]
+            summary[f"{metric}_{pct}"] = int(sum(values)) if metric in COUNT_METRICS else float(np.mean(values))
+    accuracies = [summary[f"accuracy_{confidence_percent(c)}"] for c in confidences]
+    summary["mean_accuracy"] = float(np.mean(accuracies))
+    ap = coco_ap(gt, preds)
+    summary["AP"], summary["AP50"] = float(ap["AP"]), float(ap["AP50"])
+    return summary, long_rows
+
+
+def _read_result(path: Path, fingerprint: str) -> dict[str, Any] | None:
+    if not path.is_file():
+        return None
+    try:
+        result = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if result.get("format") != RESULT_FORMAT or result.get("fingerprint") != fingerprint:
+        return None
+    return result
+
+
+def _groups(todo: list[TrialParams], share: bool) -> list[list[TrialParams]]:
+    """Trials trained together: one run per BATCH_SIZE_PER_IMAGE when sharing, else one run each."""
+    if not share:
+        return [[p] for p in todo]
+    by_bspi: dict[int, list[TrialParams]] = {}
+    for p in todo:
+        by_bspi.setdefault(p.batch_size_per_image, []).append(p)
+    return [sorted(g, key=lambda p: p.max_iter) for _, g in sorted(by_bspi.items())]
+
+
+def _frame(rows: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
+    df = pd.DataFrame(rows, columns=columns)
+    dtypes: dict[str, Any] = {}
+    for col in columns:
+        if col in _STRING_COLUMNS:
+            dtypes[col] = pd.StringDtype()
+        elif col in _INT_COLUMNS or col.split("_")[0] in COUNT_METRICS:
+            dtypes[col] = "int64"
+        else:
+            dtypes[col] = "float64"
+    return df.astype(dtypes)
+
+
+def run_grid(
+    backend: DetectorBackend,
+    train: CocoSplit,
+    valid: CocoSplit,
+    classes: list[str],
+    settings: Settings,
+    out_dir: Path,
+    progress: GridProgressFn | None = None,
+    log: LogFn | None = None,
+) -> GridResult:
+    """Train and evaluate every trial of `settings.grid` not finished in `out_dir` yet; return all trials.
+
+    `progress(done, total, info)` counts training iterations over the runs still to do; `log` gets a line
+    per skipped, trained and evaluated trial.
+    """
+    say = log or (lambda _msg: None)
+    out_dir = Path(out_dir)
+    trials_dir = out_dir / "trials"
+    gt = load_ground_truth(valid.json_path)
+    for name in classes:
+        gt.class_index(name)  # every trained class must be a category of the valid split
+    all_params = [
+        TrialParams(m, b) for b in settings.grid.batch_size_per_image for m in settings.grid.max_iter
+    ]
+    fingerprints = {p.key: _fingerprint(settings, p, classes, train, valid) for p in all_params}
+    results: dict[str, dict[str, Any]] = {}
+    todo: list[TrialParams] = []
+    for p in all_params:
+        remove_stale_temporaries(trials_dir / p.key)
+        found = _read_result(trials_dir / p.key / RESULT_FILE, fingerprints[p.key])
+        if found is not None and (trials_dir / p.key / CHECKPOINT_FILE).is_file():
+            results[p.key] = found
+            say(f"trial {p.key}: finished earlier, skipped")
+        else:
+            todo.append(p)
+
+    share = settings.train.share_grid_prefix and bool(getattr(backend, "prefix_stable", False))
+    groups = _groups(todo, share)
+    total = sum(g[-1].max_iter for g in groups)
+    offset = 0
+    for group in groups:
+        top = group[-1]
+        run_name = f"roi{top.batch_size_per_image}_it{top.max_iter}" if len(group) > 1 else ""
+        run_dir = out_dir / "runs" / (run_name or top.key)
+        snapshots = [p.max_iter for p in group[:-1]]
+        if snapshots:
+            say(f"run {run_name}: training to {top.max_iter} iterations, snapshots at {snapshots}")
+        else:
+            say(f"trial {top.key}: training")
+
+        def run_progress(done: int, _total: int, info: dict[str, float], _offset: int = offset) -> None:
+            if progress is not None:
+                progress(_offset + done, total, info)
+
+        trained = backend.train(
+            train, classes, top, settings.train, run_dir, snapshot_iters=snapshots, progress=run_progress
+        )
+        offset += top.max_iter
+        for p in group:
+            trial_dir = trials_dir / p.key
+            trial_dir.mkdir(parents=True, exist_ok=True)
+            checkpoint = trial_dir / CHECKPOINT_FILE
+            shutil.move(str(trained.checkpoints[p.max_iter]), checkpoint)
+            detector = backend.load(checkpoint)
+            summary, long_rows = evaluate_detector(
+                detector, valid, gt, classes, settings.confidences, settings.detection.images_per_forward
+            )
+            row = {
+                "trial": p.key,
+                "max_iter": p.max_iter,
+                "batch_size_per_image": p.batch_size_per_image,
+                "ims_per_batch": settings.train.ims_per_batch,
+                "base_lr": settings.train.scaled_base_lr(),
+                "architecture": settings.train.architecture,
+                "backend": backend.name,
+                "device": str(getattr(detector, "device", trained.info.get("device", ""))),
+                "shared_run": run_name,
+                "train_seconds": float(trained.seconds[p.max_iter]),
+                **summary,
+                "checkpoint": _display_path(checkpoint, settings),
+            }
+            result = {
+                "format": RESULT_FORMAT,
+                "fingerprint": fingerprints[p.key],
+                "row": row,
+                "long": [
+                    {"trial": p.key, "max_iter": p.max_iter, "batch_size_per_image": p.batch_size_per_image, **r}
+                    for r in long_rows
+                ],
+            }
+            atomic_write_json(trial_dir / RESULT_FILE, result)
+            results[p.key] = result
+            say(
+                f"trial {p.key}: mean accuracy {summary['mean_accuracy']:.3f}, AP {summary['AP']:.3f}, "
+                f"{row['train_seconds']:.1f} s"
+            )
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+    ordered = [results[p.key] for p in all_params]
+    trials = _frame([r["row"] for r in ordered], trial_columns(settings.confidences))
+    long = _frame([x for r in ordered for x in r["long"]], LONG_COLUMNS)
+    return GridResult(trials=trials, long=long)

@@ -1,0 +1,56 @@
+"""Shared fixtures: a tiny generated data root run through the whole graph once per session (smoke profile)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from creative_assets.demo.synthetic import generate_demo_data
+from creative_assets.settings import Settings, build_settings
+
+SMOKE_BRANDS = ("acme", "globex")
+
+
+@dataclass
+class SmokePipeline:
+    """A data root materialised end to end, and the Dagster home holding its runs."""
+
+    root: Path
+    dagster_home: Path
+    settings: Settings
+    instance: dg.DagsterInstance
+
+
+def make_tiny_demo(root: Path, seed: int = 0) -> None:
+    """The smallest demo data that still has every label form, videos and impressions."""
+    generate_demo_data(
+        root,
+        seed=seed,
+        brands=SMOKE_BRANDS,
+        labelled_images=14,
+        unlabelled_images=3,
+        labelled_videos=1,
+        unlabelled_videos=1,
+        image_size=(128, 96),
+        video_seconds=2.0,
+    )
+
+
+@pytest.fixture(scope="session")
+def smoke_pipeline(tmp_path_factory: pytest.TempPathFactory) -> SmokePipeline:
+    """The whole graph materialised for both demo brands with the smoke profile (shared by several tests)."""
+    from creative_assets.pipeline_runs import run_everything
+
+    base = tmp_path_factory.mktemp("smoke_pipeline")
+    root = base / "data"
+    home = base / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\nnux:\n  enabled: false\n")
+    make_tiny_demo(root)
+    settings = build_settings(root, "smoke")
+    instance = dg.DagsterInstance.from_ref(dg.InstanceRef.from_dir(str(home)))
+    run_everything(instance, settings, list(SMOKE_BRANDS))
+    return SmokePipeline(root=root, dagster_home=home, settings=settings, instance=instance)

@@ -1,0 +1,188 @@
+"""The exhaustive grid: one row per trial, evaluation columns, prefix sharing, resume and the choice rule."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from creative_assets.detection.grid import (
+    LONG_COLUMNS,
+    RESULT_FILE,
+    choose_best_trial,
+    run_grid,
+    trial_columns,
+)
+from creative_assets.detection.torchvision_backend import TorchvisionBackend
+from creative_assets.settings import build_settings
+from creative_assets_tests.detection.test_coco_data import write_toy_coco
+
+CLASSES = ["logo", "product"]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def smoke_settings(root, **train):
+    return build_settings(root, "smoke", {"train": {"device": "cpu", **train}})
+
+
+@pytest.fixture(scope="module")
+def grid(tmp_path_factory):
+    """A smoke grid (MAX_ITER {2, 4} × BATCH_SIZE_PER_IMAGE {16, 32}) over two classes, with its log."""
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("root")
+    split = write_toy_coco(root / "splits")
+    settings = smoke_settings(root)
+    lines, steps = [], []
+    result = run_grid(
+        TorchvisionBackend("cpu"),
+        split,
+        split,
+        CLASSES,
+        settings,
+        root / "models" / "acme" / "logo",
+        progress=lambda done, total, info: steps.append((done, total)),
+        log=lines.append,
+    )
+    return root, split, settings, result, lines, steps
+
+
+def test_one_row_per_combination_with_every_column(grid):
+    _, _, settings, result, _, _ = grid
+    trials = result.trials
+    assert len(trials) == len(settings.grid.max_iter) * len(settings.grid.batch_size_per_image) == 4
+    assert list(trials.columns) == trial_columns(settings.confidences)
+    assert set(zip(trials["max_iter"], trials["batch_size_per_image"], strict=True)) == {
+        (2, 16),
+        (4, 16),
+        (2, 32),
+        (4, 32),
+    }
+    assert {"accuracy_20", "precision_40", "recall_60", "f1_80", "tp_20", "fn_80"} <= set(trials.columns)
+    assert trials["trial"].tolist() == ["it2_roi16", "it4_roi16", "it2_roi32", "it4_roi32"]
+
+
+def test_trial_table_dtypes_are_stable(grid):
+    trials = grid[3].trials
+    assert trials["trial"].dtype == pd.StringDtype() and trials["shared_run"].dtype == pd.StringDtype()
+    assert trials["max_iter"].dtype == "int64" and trials["tp_20"].dtype == "int64"
+    assert trials["accuracy_20"].dtype == "float64" and trials["AP"].dtype == "float64"
+
+
+def test_long_table_has_a_row_per_trial_class_and_confidence(grid):
+    _, _, settings, result, _, _ = grid
+    long = result.long
+    assert list(long.columns) == LONG_COLUMNS
+    assert len(long) == 4 * len(CLASSES) * len(settings.confidences)
+    assert set(long["class_name"]) == set(CLASSES)
+
+
+def test_rates_are_macro_averaged_and_counts_summed_over_classes(grid):
+    result = grid[3]
+    row = result.trials.set_index("trial").loc["it4_roi32"]
+    part = result.long[(result.long["trial"] == "it4_roi32") & (result.long["confidence"] == 0.4)]
+    assert row["accuracy_40"] == pytest.approx(part["accuracy"].mean())
+    assert row["f1_40"] == pytest.approx(part["f1"].mean())
+    assert row["tp_40"] + row["fp_40"] + row["tn_40"] + row["fn_40"] == part["n"].sum() == 16
+    assert row["fn_40"] == part["fn"].sum()
+    accuracies = [row[f"accuracy_{c}"] for c in (20, 40, 60, 80)]
+    assert row["mean_accuracy"] == pytest.approx(np.mean(accuracies))
+
+
+def test_shared_prefix_trains_once_per_batch_size_and_says_so(grid):
+    _, _, _, result, lines, steps = grid
+    assert set(result.trials["shared_run"]) == {"roi16_it4", "roi32_it4"}
+    assert sum("training to 4 iterations, snapshots at [2]" in line for line in lines) == 2
+    assert steps[-1] == (8, 8)  # two runs of 4 iterations, not 2 + 4 + 2 + 4
+
+
+def test_checkpoints_are_saved_per_trial_relative_to_the_data_root(grid):
+    root, _, _, result, _, _ = grid
+    for trial, checkpoint in zip(result.trials["trial"], result.trials["checkpoint"], strict=True):
+        assert checkpoint == f"models/acme/logo/trials/{trial}/model.pth"
+        assert (root / checkpoint).is_file()
+    assert not (root / "models/acme/logo/runs").exists() or not any((root / "models/acme/logo/runs").iterdir())
+
+
+def test_rerun_retrains_only_the_trial_whose_result_is_missing(grid):
+    root, split, settings, first, _, _ = grid
+    out = root / "models" / "acme" / "logo"
+    (out / "trials" / "it2_roi32" / RESULT_FILE).unlink()
+    mtimes = {t: (out / "trials" / t / RESULT_FILE).stat().st_mtime_ns for t in ("it2_roi16", "it4_roi16", "it4_roi32")}
+    lines = []
+    again = run_grid(TorchvisionBackend("cpu"), split, split, CLASSES, settings, out, log=lines.append)
+    trained = [line for line in lines if "training" in line]
+    assert trained == ["trial it2_roi32: training"]
+    assert sum("skipped" in line for line in lines) == 3
+    for t, mtime in mtimes.items():
+        assert (out / "trials" / t / RESULT_FILE).stat().st_mtime_ns == mtime
+    assert (out / "trials" / "it2_roi32" / RESULT_FILE).is_file()
+    # the re-trained trial matches the snapshot it replaced: same seed, same weights, same metrics
+    cols = ["trial", "mean_accuracy", "AP", "tp_20", "fp_20"]
+    pd.testing.assert_frame_equal(again.trials[cols], first.trials[cols])
+
+
+def test_result_from_other_settings_is_not_reused(grid, tmp_path):
+    root, split, _, _, _, _ = grid
+    out = tmp_path / "grid"
+    settings = smoke_settings(root, seed=0)
+    changed = build_settings(
+        root, "smoke", {"grid": {"max_iter": [2], "batch_size_per_image": [16]}, "train": {"seed": 5}}
+    )
+    single = build_settings(root, "smoke", {"grid": {"max_iter": [2], "batch_size_per_image": [16]}})
+    run_grid(TorchvisionBackend("cpu"), split, split, CLASSES, single, out)
+    lines = []
+    run_grid(TorchvisionBackend("cpu"), split, split, CLASSES, changed, out, log=lines.append)
+    assert lines == ["trial it2_roi16: training", lines[1]] and "mean accuracy" in lines[1]
+    assert settings.train.seed == 0
+
+
+def test_without_sharing_each_trial_trains_alone_with_the_same_results(grid, tmp_path):
+    root, split, _, shared, _, _ = grid
+    settings = smoke_settings(root, share_grid_prefix=False)
+    alone = run_grid(TorchvisionBackend("cpu"), split, split, CLASSES, settings, tmp_path / "alone")
+    assert (alone.trials["shared_run"] == "").all()
+    cols = ["trial", "mean_accuracy", "AP", "AP50", "tp_20", "fp_40", "recall_60"]
+    pd.testing.assert_frame_equal(alone.trials[cols], shared.trials[cols])
+
+
+def test_result_json_holds_the_row_and_long_rows(grid):
+    root = grid[0]
+    result = json.loads((root / "models/acme/logo/trials/it4_roi16" / RESULT_FILE).read_text())
+    assert result["row"]["trial"] == "it4_roi16"
+    assert len(result["long"]) == len(CLASSES) * 4
+
+
+def _table(rows):
+    df = pd.DataFrame(rows, columns=["trial", "max_iter", "batch_size_per_image", "mean_accuracy", "AP"])
+    return df.astype({"trial": pd.StringDtype()})
+
+
+def test_best_trial_has_the_highest_mean_accuracy():
+    trials = _table([("a", 300, 512, 0.8, 0.9), ("b", 500, 512, 0.9, 0.1), ("c", 100, 256, np.nan, 1.0)])
+    assert choose_best_trial(trials)["trial"] == "b"
+
+
+def test_accuracy_tie_goes_to_the_higher_ap():
+    trials = _table([("a", 300, 512, 0.9, 0.4), ("b", 500, 512, 0.9, 0.5)])
+    assert choose_best_trial(trials)["trial"] == "b"
+
+
+def test_accuracy_and_ap_tie_goes_to_the_cheaper_trial_then_the_name():
+    trials = _table([("c", 500, 512, 0.9, 0.5), ("b", 300, 512, 0.9, 0.5), ("a", 512, 300, 0.9, 0.5)])
+    assert choose_best_trial(trials)["trial"] == "a"  # 512 × 300 == 300 × 512: the name decides
+    assert choose_best_trial(trials.iloc[:2])["trial"] == "b"
+
+
+def test_choosing_from_no_trials_is_an_error():
+    with pytest.raises(ValueError):
+        choose_best_trial(_table([]))
