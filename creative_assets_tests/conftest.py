@@ -51,6 +51,6 @@ def smoke_pipeline(tmp_path_factory: pytest.TempPathFactory) -> SmokePipeline:
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\nnux:\n  enabled: false\n")
     make_tiny_demo(root)
     settings = build_settings(root, "smoke")
-    instance = dg.DagsterInstance.from_ref(dg.InstanceRef.from_dir(str(home)))
+    instance = dg.DagsterInstance.local_temp(str(home))
     run_everything(instance, settings, list(SMOKE_BRANDS))
     return SmokePipeline(root=root, dagster_home=home, settings=settings, instance=instance)

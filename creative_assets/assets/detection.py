@@ -7,10 +7,10 @@ import cv2
 import dagster as dg
 import pandas as pd
 
-from creative_assets.assets.metadata import error_metadata, preview, write_errors
+from creative_assets.assets.metadata import error_metadata, preview
 from creative_assets.assets.progress import stage_progress
 from creative_assets.assets.training import NO_MODEL, split_of
-from creative_assets.detection.batch_detect import LoadedModel, run_detection, work_items
+from creative_assets.detection.batch_detect import LoadedModel, errors_folder, run_detection, work_items
 from creative_assets.detection.evaluation import load_ground_truth
 from creative_assets.detection.registry import get_backend
 from creative_assets.detection.split_inference import predict_split
@@ -22,6 +22,7 @@ from creative_assets.resources.settings_resource import SettingsResource
 from creative_assets.resources.warehouse_io_manager import TableRef
 from creative_assets.settings import Settings
 from creative_assets.tables.schemas import DETECTION_COLUMNS
+from creative_assets.tables.warehouse import read_table
 
 OWNERS = ["team:computer-vision"]
 THRESHOLD_COLUMNS = [
@@ -208,9 +209,7 @@ def detections(
         log=context.log.info,
         progress=stage_progress(context, f"{brand}: detection", "images"),
     )
-    errors_path = write_errors(root, "detection_errors", brand, run.errors)
-    from creative_assets.tables.warehouse import read_table
-
+    errors_path = errors_folder(out_dir)
     table = read_table(out_dir)
     meta = {
         "models": ", ".join(f"{m.object_name}:{m.model_id}" for m in models) or "none",

@@ -97,17 +97,18 @@ def mmm_features(
             asset_key=context.asset_key, partition=brand, metadata={"status": f"no impressions for {brand}"}
         )
         return
-    by_channel = "channel" in impressions.columns
+    by_channel = "channel" in impressions.columns and bool(impressions["channel"].notna().all())
     panel = weekly_panel(impressions, creative_features, cfg.object_names, by_channel=by_channel)
     yield dg.Output(
-        panel.table,
+        panel.panel,
         metadata={
-            "weeks": int(panel.table["week_start"].nunique()),
-            "rows": len(panel.table),
+            "weeks": int(panel.panel["week_start"].nunique()),
+            "rows": len(panel.panel),
             "by_channel": by_channel,
-            "unmatched_creatives": int(panel.unmatched),
+            "unmatched_creatives": panel.unmatched_count,
+            "unmatched_impressions": panel.unmatched_impressions,
             "source": dg.MetadataValue.path(str(path)),
-            "preview": preview(panel.table),
+            "preview": preview(panel.panel),
         },
     )
 

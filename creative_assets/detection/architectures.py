@@ -71,7 +71,9 @@ TINY_FPN_CHANNELS = 64
 TINY_ANCHOR_SIZES = ((16, 24), (32, 48), (64, 96))
 TINY_ASPECT_RATIOS = (0.5, 1.0, 2.0)
 TINY_ROI_OUTPUT = 7
+TINY_SAMPLING_RATIO = 1
 TINY_REPRESENTATION = 128
+TINY_NORM = "bn"  # "bn" BatchNorm2d or "gn" GroupNorm
 
 
 class UnknownArchitectureError(ValueError):
@@ -122,9 +124,10 @@ def faster_rcnn_kwargs(settings: TrainSettings, batch_size_per_image: int) -> di
 
 
 def _conv_bn_relu(c_in: int, c_out: int, stride: int) -> nn.Sequential:
+    norm = nn.BatchNorm2d(c_out) if TINY_NORM == "bn" else nn.GroupNorm(max(1, c_out // 8), c_out)
     return nn.Sequential(
         nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False),
-        nn.BatchNorm2d(c_out),
+        norm,
         nn.ReLU(inplace=True),
     )
 
@@ -164,7 +167,7 @@ def _build_tiny(num_classes: int, kwargs: dict[str, Any]) -> FasterRCNN:
     roi_pool = MultiScaleRoIAlign(
         featmap_names=[str(i) for i in range(len(TINY_ANCHOR_SIZES))],
         output_size=TINY_ROI_OUTPUT,
-        sampling_ratio=2,
+        sampling_ratio=TINY_SAMPLING_RATIO,
     )
     box_head = TwoMLPHead(backbone.out_channels * TINY_ROI_OUTPUT**2, TINY_REPRESENTATION)
     return FasterRCNN(

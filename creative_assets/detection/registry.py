@@ -1,7 +1,8 @@
 """Which detector backend and device a TrainSettings means.
 
-`train.backend: auto` picks detectron2 when it is importable (the case study's engine) and torchvision
-otherwise; `train.device: auto` picks CUDA when a GPU is visible.
+`train.backend: auto` picks detectron2 when it is importable (the case study's engine) and has a model-zoo
+config for `train.architecture`, torchvision otherwise (e.g. `tiny` and `mobilenet_v3_large` are
+torchvision-only); `train.device: auto` picks CUDA when a GPU is visible.
 """
 
 from __future__ import annotations
@@ -30,7 +31,12 @@ def _detectron2_available() -> bool:
 def resolve_backend_name(settings: TrainSettings) -> str:
     """`detectron2` or `torchvision`: the backend `settings.backend` selects on this machine."""
     if settings.backend == "auto":
-        return "detectron2" if _detectron2_available() else "torchvision"
+        if _detectron2_available():
+            from creative_assets.detection.detectron2_backend import ARCHITECTURE_CONFIGS
+
+            if settings.architecture in ARCHITECTURE_CONFIGS:
+                return "detectron2"
+        return "torchvision"
     if settings.backend == "detectron2" and not _detectron2_available():
         raise BackendUnavailableError(
             "train.backend is 'detectron2' but detectron2 cannot be imported here; install it from its "

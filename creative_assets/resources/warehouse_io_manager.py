@@ -83,7 +83,7 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
                 raise FileNotFoundError(f"{asset_key.to_user_string()} has not been materialised")
             return df
         keys = list(context.asset_partition_keys)
-        many = len(keys) != 1 or context.metadata.get("as_dict", False)
+        many = len(keys) != 1 or context.definition_metadata.get("as_dict", False)
         if not many:
             df = self._read(asset_key, keys[0])
             if df is None:
