@@ -144,7 +144,12 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     objects = args.objects.split(",") if args.objects else cfg.object_names
     keys = ",".join(f"{brand}|{o}" for o in objects)
     dagster = shutil.which("dagster") or str(Path(sys.executable).with_name("dagster"))
-    cmd = [dagster, "job", "backfill", "-m", "creative_assets.definitions", "-j", "train_job",
+    workspace = Path(args.workspace).resolve()
+    if not workspace.is_file():
+        raise CliError(f"no workspace file at {workspace}", "run from the repository root or pass --workspace")
+    # The workspace names the code location `creative_assets`, as `dagster dev` does; `-m` would name it
+    # after the module and the daemon could not find the backfill's location.
+    cmd = [dagster, "job", "backfill", "-w", str(workspace), "-l", "creative_assets", "-j", "train_job",
            "--partitions", keys, "--noprompt"]  # fmt: skip
     env = {**os.environ, DATA_ENV: str(data)}
     if args.profile:
@@ -189,6 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     common(b)
     b.add_argument("--brand", required=True)
     b.add_argument("--objects", help="comma-separated objects (default: all)")
+    b.add_argument("--workspace", default="workspace.yaml", help="the workspace file dagster dev runs")
     b.set_defaults(func=cmd_backfill)
     return p
 

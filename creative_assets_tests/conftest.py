@@ -9,7 +9,7 @@ import dagster as dg
 import pytest
 
 from creative_assets.demo.synthetic import generate_demo_data
-from creative_assets.settings import Settings, build_settings
+from creative_assets.settings import Settings, load_settings
 
 SMOKE_BRANDS = ("acme", "globex")
 
@@ -22,6 +22,14 @@ class SmokePipeline:
     dagster_home: Path
     settings: Settings
     instance: dg.DagsterInstance
+
+
+# Two objects keep the session fast and still cover a multi-class model and a pooled one.
+SMOKE_SETTINGS = """\
+objects:
+  - {name: branding, categories: [logo, product, brand_cue]}
+  - {name: face, categories: [face, smile], pooled: true}
+"""
 
 
 def make_tiny_demo(root: Path, seed: int = 0) -> None:
@@ -37,6 +45,7 @@ def make_tiny_demo(root: Path, seed: int = 0) -> None:
         image_size=(128, 96),
         video_seconds=2.0,
     )
+    (root / "creative_assets.yaml").write_text(SMOKE_SETTINGS)
 
 
 @pytest.fixture(scope="session")
@@ -50,7 +59,7 @@ def smoke_pipeline(tmp_path_factory: pytest.TempPathFactory) -> SmokePipeline:
     home.mkdir()
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\nnux:\n  enabled: false\n")
     make_tiny_demo(root)
-    settings = build_settings(root, "smoke")
+    settings = load_settings(root, "smoke", env={})
     instance = dg.DagsterInstance.local_temp(str(home))
     run_everything(instance, settings, list(SMOKE_BRANDS))
     return SmokePipeline(root=root, dagster_home=home, settings=settings, instance=instance)

@@ -101,7 +101,7 @@ def test_asset_graph_shows_every_group(dagster_dev: str, browser):
 
 def test_chosen_model_heat_map_renders_in_the_page(dagster_dev: str, browser):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.goto(f"{dagster_dev}/assets/chosen_model?view=events&partition=acme%7Clogo", wait_until="networkidle")
+    page.goto(f"{dagster_dev}/assets/chosen_model?view=events&partition=acme%7Cbranding", wait_until="networkidle")
     page.locator("tr", has_text="accuracy_heatmaps").get_by_text("Show Markdown").click()
     image = page.locator("img[src^='data:image/png']").first
     image.wait_for(timeout=30_000)
@@ -144,11 +144,13 @@ def test_new_brand_folder_is_ingested_by_the_sensor_then_backfilled(dagster_dev:
     while True:
         backfills = instance.get_backfills()
         assert backfills, "no backfill was recorded"
-        status = backfills[0].status
-        if status.value not in ("REQUESTED",):
+        backfill = backfills[0]
+        runs = instance.get_runs(dg.RunsFilter(tags={"dagster/backfill": backfill.backfill_id}))
+        if backfill.status.value != "REQUESTED" and runs and all(r.is_finished for r in runs):
             break
-        assert time.monotonic() < deadline, f"backfill still {status} after 8 minutes"
+        assert time.monotonic() < deadline, f"backfill {backfill.status} with {len(runs)} runs after 8 minutes"
         time.sleep(3)
-    assert status.value in ("COMPLETED", "COMPLETED_SUCCESS"), status
+    assert backfill.status.value in ("COMPLETED", "COMPLETED_SUCCESS"), backfill.status
+    assert all(r.is_success for r in runs), [(r.run_id, r.status) for r in runs]
     done = instance.get_materialized_partitions(dg.AssetKey("chosen_model"))
     assert wanted <= {str(k) for k in done}

@@ -29,6 +29,7 @@ THRESHOLD_COLUMNS = [
     "brand", "object", "class_name", "model_id", "threshold",
     "valid_accuracy", "valid_precision", "valid_recall", "valid_f1",
     "test_accuracy", "test_precision", "test_recall", "test_f1", "valid_positives", "test_positives",
+    "valid_n", "test_n",
 ]  # fmt: skip
 
 
@@ -42,7 +43,7 @@ def _empty_thresholds() -> pd.DataFrame:
     df = pd.DataFrame({c: pd.Series(dtype="float64") for c in THRESHOLD_COLUMNS})
     for c in ("brand", "object", "class_name", "model_id"):
         df[c] = df[c].astype("string")
-    for c in ("valid_positives", "test_positives"):
+    for c in ("valid_positives", "test_positives", "valid_n", "test_n"):
         df[c] = df[c].astype("int64")
     return df
 

@@ -218,7 +218,11 @@ def _replace_predictor(model: FasterRCNN, num_classes: int) -> None:
 
 
 def build_model(
-    architecture: str, num_classes: int, settings: TrainSettings, batch_size_per_image: int, pretrained: str = "none"
+    architecture: str,
+    num_classes: int,
+    settings: TrainSettings,
+    batch_size_per_image: int,
+    pretrained: str = "none",
 ) -> tuple[FasterRCNN, str]:
     """A Faster R-CNN for `num_classes` foreground classes and a note on the weights it starts from.
 

@@ -164,7 +164,9 @@ class CocoDetectionDataset(Dataset):
         index, seed = key
         record = self.records[index]
         rng = np.random.default_rng(seed)
-        image, boxes = augment(read_bgr(record.path), record.boxes, rng, self.min_sizes, self.max_size, self.flip_prob)
+        image, boxes = augment(
+            read_bgr(record.path), record.boxes, rng, self.min_sizes, self.max_size, self.flip_prob
+        )
         target = {
             "boxes": torch.from_numpy(boxes).reshape(-1, 4),
             # torchvision reserves label 0 for the background

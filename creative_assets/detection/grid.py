@@ -12,6 +12,12 @@ snapshots at the smaller ones — the same weights as separate runs with the sam
 the time. Such trials name their run in the `shared_run` column ("" for a trial trained alone), and their
 `train_seconds` is the run's time up to the snapshot.
 
+Parallel runs: on a CPU the small models train fastest with one thread each, so with
+`grid.parallel_runs` > 1 (a proposed GridSettings field; 1 when absent) the independent runs go to that many
+worker processes (spawned, one torch thread each), and each run's trials are evaluated and saved as soon as
+it finishes. On CUDA the runs stay in this process, one after another. As with any spawned process, a script
+that calls `run_grid` this way must do so under `if __name__ == "__main__":`.
+
 Several classes (an object mapped to several label categories): accuracy, precision, recall and F1 in the
 trial table are macro-averages over the classes (each class weighs the same); tp, fp, tn and fn are sums
 over classes (counted per (image, class) cell). The long table keeps every class separately.
@@ -22,9 +28,12 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import multiprocessing
+import queue
 import shutil
+import traceback
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +41,14 @@ import numpy as np
 import pandas as pd
 
 from creative_assets.atomic import atomic_write_json, remove_stale_temporaries
-from creative_assets.detection.backend import CocoSplit, Detector, DetectorBackend, Predictions, TrialParams
+from creative_assets.detection.backend import (
+    CocoSplit,
+    Detector,
+    DetectorBackend,
+    Predictions,
+    TrainResult,
+    TrialParams,
+)
 from creative_assets.detection.evaluation import (
     GroundTruth,
     coco_ap,
@@ -40,9 +56,10 @@ from creative_assets.detection.evaluation import (
     max_scores,
     presence_metrics,
 )
+from creative_assets.detection.registry import resolve_device
 from creative_assets.detection.split_inference import predict_split
 from creative_assets.layout import DataRoot, PathEscapeError
-from creative_assets.settings import Settings
+from creative_assets.settings import Settings, TrainSettings
 
 RESULT_FILE = "result.json"
 CHECKPOINT_FILE = "model.pth"
@@ -157,7 +174,9 @@ def _display_path(path: Path, settings: Settings) -> str:
         return Path(path).resolve().as_posix()
 
 
-def _remap(preds: dict[int, Predictions], detector_classes: Sequence[str], gt: GroundTruth) -> dict[int, Predictions]:
+def _remap(
+    preds: dict[int, Predictions], detector_classes: Sequence[str], gt: GroundTruth
+) -> dict[int, Predictions]:
     """Relabel predictions from the detector's class order to the ground truth's."""
     mapping = np.array([gt.class_index(c) for c in detector_classes], dtype=np.int64)
     return {
@@ -190,7 +209,9 @@ def evaluate_detector(
         pct = confidence_percent(c)
         for metric in METRICS:
             values = [m[metric] for m in per_class]
-            summary[f"{metric}_{pct}"] = int(sum(values)) if metric in COUNT_METRICS else float(np.mean(values))
+            summary[f"{metric}_{pct}"] = (
+                int(sum(values)) if metric in COUNT_METRICS else float(np.mean(values))
+            )
     accuracies = [summary[f"accuracy_{confidence_percent(c)}"] for c in confidences]
     summary["mean_accuracy"] = float(np.mean(accuracies))
     ap = coco_ap(gt, preds)
@@ -233,6 +254,160 @@ def _frame(rows: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
     return df.astype(dtypes)
 
 
+@dataclass
+class _Run:
+    """One training run of the grid: its trials share it when there is more than one."""
+
+    trials: list[TrialParams]
+    runs_dir: Path
+    done: int = 0
+    result: TrainResult | None = field(default=None, repr=False)
+
+    @property
+    def run_dir(self) -> Path:
+        return self.runs_dir / (self.name or self.top.key)
+
+    @property
+    def top(self) -> TrialParams:
+        return self.trials[-1]
+
+    @property
+    def name(self) -> str:
+        """`roi<b>_it<n>` for a shared run, "" for a trial trained alone."""
+        return f"roi{self.top.batch_size_per_image}_it{self.top.max_iter}" if len(self.trials) > 1 else ""
+
+    @property
+    def snapshots(self) -> list[int]:
+        return [p.max_iter for p in self.trials[:-1]]
+
+
+def _finish_trial(
+    backend: DetectorBackend,
+    run: _Run,
+    p: TrialParams,
+    valid: CocoSplit,
+    gt: GroundTruth,
+    classes: list[str],
+    settings: Settings,
+    trials_dir: Path,
+    fingerprints: dict[str, str],
+) -> dict[str, Any]:
+    """Move the trial's checkpoint into place, evaluate it on valid and save its result atomically."""
+    assert run.result is not None
+    trial_dir = trials_dir / p.key
+    trial_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint = trial_dir / CHECKPOINT_FILE
+    shutil.move(str(run.result.checkpoints[p.max_iter]), checkpoint)
+    detector = backend.load(checkpoint)
+    summary, long_rows = evaluate_detector(
+        detector, valid, gt, classes, settings.confidences, settings.detection.images_per_forward
+    )
+    row = {
+        "trial": p.key,
+        "max_iter": p.max_iter,
+        "batch_size_per_image": p.batch_size_per_image,
+        "ims_per_batch": settings.train.ims_per_batch,
+        "base_lr": settings.train.scaled_base_lr(),
+        "architecture": settings.train.architecture,
+        "backend": backend.name,
+        "device": str(getattr(detector, "device", run.result.info.get("device", ""))),
+        "shared_run": run.name,
+        "train_seconds": float(run.result.seconds[p.max_iter]),
+        **summary,
+        "checkpoint": _display_path(checkpoint, settings),
+    }
+    result = {
+        "format": RESULT_FORMAT,
+        "fingerprint": fingerprints[p.key],
+        "row": row,
+        "long": [
+            {"trial": p.key, "max_iter": p.max_iter, "batch_size_per_image": p.batch_size_per_image, **r}
+            for r in long_rows
+        ],
+    }
+    atomic_write_json(trial_dir / RESULT_FILE, result)
+    return result
+
+
+def _train_worker(
+    backend: DetectorBackend,
+    train: CocoSplit,
+    classes: list[str],
+    params: TrialParams,
+    settings: TrainSettings,
+    run_dir: Path,
+    snapshots: list[int],
+    index: int,
+    messages: multiprocessing.Queue,
+) -> None:
+    """Body of a worker process: train one run, report progress and the result (or the error) on `messages`."""
+    import torch
+
+    torch.set_num_threads(1)
+    try:
+        result = backend.train(
+            train,
+            classes,
+            params,
+            settings,
+            run_dir,
+            snapshot_iters=snapshots,
+            progress=lambda done, _total, info: messages.put(("progress", index, (done, info))),
+        )
+        messages.put(("done", index, result))
+    except BaseException:
+        messages.put(("error", index, traceback.format_exc()))
+
+
+def _train_in_processes(
+    backend: DetectorBackend,
+    train: CocoSplit,
+    classes: list[str],
+    settings: TrainSettings,
+    runs: list[_Run],
+    workers: int,
+    on_progress: Callable[[dict[str, float]], None],
+    on_done: Callable[[_Run], None],
+) -> None:
+    """Train `runs` in up to `workers` spawned processes; `on_done` runs here as each one finishes."""
+    ctx = multiprocessing.get_context("spawn")
+    messages = ctx.Queue()
+    pending = list(range(len(runs)))
+    active: dict[int, multiprocessing.process.BaseProcess] = {}
+    try:
+        while pending or active:
+            while pending and len(active) < workers:
+                i = pending.pop(0)
+                run = runs[i]
+                args = (backend, train, classes, run.top, settings, run.run_dir, run.snapshots, i, messages)
+                process = ctx.Process(target=_train_worker, args=args, daemon=True)
+                process.start()
+                active[i] = process
+            try:
+                kind, i, payload = messages.get(timeout=1.0)
+            except queue.Empty:
+                dead = [i for i, p in active.items() if not p.is_alive() and p.exitcode not in (0, None)]
+                if dead:
+                    raise RuntimeError(
+                        f"the worker training run {runs[dead[0]].top.key} died (exit code "
+                        f"{active[dead[0]].exitcode}); out of memory? set grid.parallel_runs to 1"
+                    ) from None
+                continue
+            if kind == "progress":
+                runs[i].done, info = payload
+                on_progress(info)
+            elif kind == "error":
+                raise RuntimeError(f"training run {runs[i].top.key} failed in its worker process:\n{payload}")
+            else:
+                active.pop(i).join()
+                runs[i].result = payload
+                on_done(runs[i])
+    finally:
+        for p in active.values():
+            p.kill()
+            p.join()
+
+
 def run_grid(
     backend: DetectorBackend,
     train: CocoSplit,
@@ -242,11 +417,12 @@ def run_grid(
     out_dir: Path,
     progress: GridProgressFn | None = None,
     log: LogFn | None = None,
+    parallel_runs: int | None = None,
 ) -> GridResult:
     """Train and evaluate every trial of `settings.grid` not finished in `out_dir` yet; return all trials.
 
     `progress(done, total, info)` counts training iterations over the runs still to do; `log` gets a line
-    per skipped, trained and evaluated trial.
+    per skipped, trained and evaluated trial. `parallel_runs` overrides `grid.parallel_runs`.
     """
     say = log or (lambda _msg: None)
     out_dir = Path(out_dir)
@@ -270,66 +446,56 @@ def run_grid(
             todo.append(p)
 
     share = settings.train.share_grid_prefix and bool(getattr(backend, "prefix_stable", False))
-    groups = _groups(todo, share)
-    total = sum(g[-1].max_iter for g in groups)
-    offset = 0
-    for group in groups:
-        top = group[-1]
-        run_name = f"roi{top.batch_size_per_image}_it{top.max_iter}" if len(group) > 1 else ""
-        run_dir = out_dir / "runs" / (run_name or top.key)
-        snapshots = [p.max_iter for p in group[:-1]]
-        if snapshots:
-            say(f"run {run_name}: training to {top.max_iter} iterations, snapshots at {snapshots}")
+    runs = [_Run(trials=group, runs_dir=out_dir / "runs") for group in _groups(todo, share)]
+    total = sum(r.top.max_iter for r in runs)
+
+    def report(info: dict[str, float]) -> None:
+        if progress is not None:
+            progress(sum(r.done for r in runs), total, info)
+
+    def announce(run: _Run) -> None:
+        if run.snapshots:
+            say(f"run {run.name}: training to {run.top.max_iter} iterations, snapshots at {run.snapshots}")
         else:
-            say(f"trial {top.key}: training")
+            say(f"trial {run.top.key}: training")
 
-        def run_progress(done: int, _total: int, info: dict[str, float], _offset: int = offset) -> None:
-            if progress is not None:
-                progress(_offset + done, total, info)
-
-        trained = backend.train(
-            train, classes, top, settings.train, run_dir, snapshot_iters=snapshots, progress=run_progress
-        )
-        offset += top.max_iter
-        for p in group:
-            trial_dir = trials_dir / p.key
-            trial_dir.mkdir(parents=True, exist_ok=True)
-            checkpoint = trial_dir / CHECKPOINT_FILE
-            shutil.move(str(trained.checkpoints[p.max_iter]), checkpoint)
-            detector = backend.load(checkpoint)
-            summary, long_rows = evaluate_detector(
-                detector, valid, gt, classes, settings.confidences, settings.detection.images_per_forward
+    def finish(run: _Run) -> None:
+        assert run.result is not None
+        for p in run.trials:
+            results[p.key] = _finish_trial(
+                backend, run, p, valid, gt, classes, settings, trials_dir, fingerprints
             )
-            row = {
-                "trial": p.key,
-                "max_iter": p.max_iter,
-                "batch_size_per_image": p.batch_size_per_image,
-                "ims_per_batch": settings.train.ims_per_batch,
-                "base_lr": settings.train.scaled_base_lr(),
-                "architecture": settings.train.architecture,
-                "backend": backend.name,
-                "device": str(getattr(detector, "device", trained.info.get("device", ""))),
-                "shared_run": run_name,
-                "train_seconds": float(trained.seconds[p.max_iter]),
-                **summary,
-                "checkpoint": _display_path(checkpoint, settings),
-            }
-            result = {
-                "format": RESULT_FORMAT,
-                "fingerprint": fingerprints[p.key],
-                "row": row,
-                "long": [
-                    {"trial": p.key, "max_iter": p.max_iter, "batch_size_per_image": p.batch_size_per_image, **r}
-                    for r in long_rows
-                ],
-            }
-            atomic_write_json(trial_dir / RESULT_FILE, result)
-            results[p.key] = result
+            row = results[p.key]["row"]
             say(
-                f"trial {p.key}: mean accuracy {summary['mean_accuracy']:.3f}, AP {summary['AP']:.3f}, "
+                f"trial {p.key}: mean accuracy {row['mean_accuracy']:.3f}, AP {row['AP']:.3f}, "
                 f"{row['train_seconds']:.1f} s"
             )
-        shutil.rmtree(run_dir, ignore_errors=True)
+        shutil.rmtree(run.run_dir, ignore_errors=True)
+
+    workers = parallel_runs if parallel_runs is not None else int(getattr(settings.grid, "parallel_runs", 1))
+    if workers > 1 and len(runs) > 1 and resolve_device(settings.train.device) == "cpu":
+        say(f"{len(runs)} training runs, {min(workers, len(runs))} at a time in worker processes")
+        for run in runs:
+            announce(run)
+        _train_in_processes(backend, train, classes, settings.train, runs, workers, report, finish)
+    else:
+        for run in runs:
+            announce(run)
+
+            def run_progress(done: int, _total: int, info: dict[str, float], run: _Run = run) -> None:
+                run.done = done
+                report(info)
+
+            run.result = backend.train(
+                train,
+                classes,
+                run.top,
+                settings.train,
+                run.run_dir,
+                snapshot_iters=run.snapshots,
+                progress=run_progress,
+            )
+            finish(run)
 
     ordered = [results[p.key] for p in all_params]
     trials = _frame([r["row"] for r in ordered], trial_columns(settings.confidences))

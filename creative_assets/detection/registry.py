@@ -50,10 +50,17 @@ def resolve_device(device: str | None) -> str:
     if device in (None, "auto"):
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
-        raise BackendUnavailableError("train.device is 'cuda' but no CUDA device is visible; use 'auto' or 'cpu'")
+        raise BackendUnavailableError(
+            "train.device is 'cuda' but no CUDA device is visible; use 'auto' or 'cpu'"
+        )
     if device not in ("cpu", "cuda"):
         raise BackendUnavailableError(f"train.device must be auto, cpu or cuda, got {device!r}")
     return device
+
+
+def cpu_threads(settings: TrainSettings) -> int | None:
+    """torch intra-op threads for CPU work (`train.cpu_threads`; None = torch's default, also when unset)."""
+    return getattr(settings, "cpu_threads", None)
 
 
 def get_backend(settings: TrainSettings) -> DetectorBackend:
@@ -65,4 +72,4 @@ def get_backend(settings: TrainSettings) -> DetectorBackend:
         return Detectron2Backend(device=settings.device)
     from creative_assets.detection.torchvision_backend import TorchvisionBackend
 
-    return TorchvisionBackend(device=settings.device)
+    return TorchvisionBackend(device=settings.device, cpu_threads=cpu_threads(settings))

@@ -72,7 +72,9 @@ def build_optimizer(model: nn.Module, settings: TrainSettings) -> torch.optim.SG
     return torch.optim.SGD(groups, lr=settings.scaled_base_lr(), momentum=settings.momentum)
 
 
-def build_lr_scheduler(optimizer: torch.optim.Optimizer, settings: TrainSettings) -> torch.optim.lr_scheduler.LambdaLR:
+def build_lr_scheduler(
+    optimizer: torch.optim.Optimizer, settings: TrainSettings
+) -> torch.optim.lr_scheduler.LambdaLR:
     """WarmupMultiStepLR as a LambdaLR: call `.step()` once after every optimizer step."""
     return torch.optim.lr_scheduler.LambdaLR(
         optimizer,

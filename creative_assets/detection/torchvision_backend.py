@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Sequence
-from contextlib import nullcontext
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +60,24 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+@contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """Run the block with `threads` torch intra-op threads, then restore; None leaves torch's setting alone.
+
+    Small detectors on a CPU run no faster with two threads than with one (measured: 0.069 vs 0.074
+    s/iteration on 2 cores), and a second thread only steals the core another process could use.
+    """
+    if not threads:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def checkpoint_name(iteration: int) -> str:
     """File name of the snapshot taken after `iteration` iterations."""
     return f"model_{iteration:07d}.pth"
@@ -81,7 +99,11 @@ def _read_initial_state(path: Path) -> dict[str, torch.Tensor]:
 
 
 def _autocast(device: str, enabled: bool) -> Any:
-    return torch.autocast(device_type="cuda", dtype=torch.float16) if enabled and device == "cuda" else nullcontext()
+    return (
+        torch.autocast(device_type="cuda", dtype=torch.float16)
+        if enabled and device == "cuda"
+        else nullcontext()
+    )
 
 
 def _as_bgr(image: np.ndarray) -> np.ndarray:
@@ -103,9 +125,16 @@ class TorchvisionDetector:
     backend = "torchvision"
 
     def __init__(
-        self, model: torch.nn.Module, classes: list[str], device: str, amp: bool, meta: dict[str, Any]
+        self,
+        model: torch.nn.Module,
+        classes: list[str],
+        device: str,
+        amp: bool,
+        meta: dict[str, Any],
+        cpu_threads: int | None = None,
     ) -> None:
         self.model = model.eval()
+        self.cpu_threads = cpu_threads if device == "cpu" else None
         self.classes = list(classes)
         self.device = device
         self.amp = amp and device == "cuda"
@@ -123,7 +152,7 @@ class TorchvisionDetector:
             rgb = np.ascontiguousarray(_as_bgr(image)[:, :, ::-1])
             t = torch.from_numpy(rgb).to(self.device, non_blocking=True)
             tensors.append(t.permute(2, 0, 1).float().div_(255.0))
-        with torch.inference_mode(), _autocast(self.device, self.amp):
+        with torch_threads(self.cpu_threads), torch.inference_mode(), _autocast(self.device, self.amp):
             outputs = self.model(tensors)
         results = []
         for out in outputs:
@@ -155,9 +184,12 @@ class TorchvisionBackend:
     # a snapshot at iteration k of a longer run equals a k-iteration run with the same seed
     prefix_stable = True
 
-    def __init__(self, device: str | None = "auto", loader_workers: int | None = None) -> None:
+    def __init__(
+        self, device: str | None = "auto", loader_workers: int | None = None, cpu_threads: int | None = None
+    ) -> None:
         self.device = device
         self.loader_workers = loader_workers
+        self.cpu_threads = cpu_threads
 
     def _workers(self, device: str) -> int:
         if self.loader_workers is not None:
@@ -175,11 +207,29 @@ class TorchvisionBackend:
         snapshot_iters: Sequence[int] = (),
         progress: ProgressFn | None = None,
     ) -> TrainResult:
-        """Train to `params.max_iter`, saving `model_<iter>.pth` at each of `snapshot_iters` and at the end."""
+        """Train to `params.max_iter`, saving `model_<iter>.pth` at each of `snapshot_iters` and at the end.
+
+        Runs on the backend's device, or on `settings.device` when the backend's is `auto`/None.
+        """
         if not classes:
             raise ValueError("at least one class is needed to train a detector")
-        out_dir = Path(out_dir)
         device = resolve_device(self.device if self.device not in (None, "auto") else settings.device)
+        with torch_threads(self.cpu_threads if device == "cpu" else None):
+            return self._train(
+                train, classes, params, settings, Path(out_dir), snapshot_iters, progress, device
+            )
+
+    def _train(
+        self,
+        train: CocoSplit,
+        classes: list[str],
+        params: TrialParams,
+        settings: TrainSettings,
+        out_dir: Path,
+        snapshot_iters: Sequence[int],
+        progress: ProgressFn | None,
+        device: str,
+    ) -> TrainResult:
         max_iter = params.max_iter
         snaps = sorted({int(k) for k in snapshot_iters if 0 < int(k) < max_iter} | {max_iter})
 
@@ -230,9 +280,9 @@ class TorchvisionBackend:
             with _autocast(device, use_amp):
                 loss_parts = model(images, targets)
                 loss = sum(loss_parts.values())
-            if not torch.isfinite(loss):
+            if not torch.isfinite(loss.detach()):
                 raise FloatingPointError(
-                    f"training loss became {float(loss)} at iteration {iteration}; lower train.base_lr or "
+                    f"training loss became {loss.item()} at iteration {iteration}; lower train.base_lr or "
                     "raise train.warmup_iters"
                 )
             optimizer.zero_grad(set_to_none=True)
@@ -267,7 +317,9 @@ class TorchvisionBackend:
         if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
             raise CheckpointError(f"{checkpoint} is not a torchvision-backend checkpoint of this project")
         known = set(TrainSettings.model_fields)
-        settings = TrainSettings.model_validate({k: v for k, v in ckpt["train_settings"].items() if k in known})
+        settings = TrainSettings.model_validate(
+            {k: v for k, v in ckpt["train_settings"].items() if k in known}
+        )
         classes = list(ckpt["classes"])
         model, _ = build_model(
             ckpt["architecture"], len(classes), settings, int(ckpt["params"]["batch_size_per_image"])
@@ -275,4 +327,4 @@ class TorchvisionBackend:
         model.load_state_dict(ckpt["state_dict"])
         model.to(device)
         meta = {k: v for k, v in ckpt.items() if k != "state_dict"}
-        return TorchvisionDetector(model, classes, device, settings.amp, meta)
+        return TorchvisionDetector(model, classes, device, settings.amp, meta, self.cpu_threads)

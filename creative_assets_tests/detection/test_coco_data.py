@@ -46,7 +46,9 @@ def write_toy_coco(folder: Path, n_images: int = 8, size: tuple[int, int] = (96,
                 cx, cy = (x + s + r + 2) % (width - r), (y + r + 2) % (height - r)
                 cx, cy = max(cx, r), max(cy, r)
                 cv2.circle(img, (cx, cy), r, BLUE, -1)
-                annotations.append({"image_id": i + 1, "category_id": 2, "bbox": [cx - r, cy - r, 2 * r, 2 * r]})
+                annotations.append(
+                    {"image_id": i + 1, "category_id": 2, "bbox": [cx - r, cy - r, 2 * r, 2 * r]}
+                )
         cv2.imwrite(str(images_dir / name), img)
         images.append({"id": i + 1, "file_name": f"images/{name}", "width": width, "height": height})
     for k, ann in enumerate(annotations, start=1):
@@ -85,7 +87,7 @@ def test_augment_flip_moves_boxes_with_the_pixels():
     np.testing.assert_array_equal(out_boxes, [[55, 10, 75, 30]])
     x0, y0, x1, y1 = out_boxes[0].astype(int)
     assert (out[y0:y1, x0:x1] == RED).all()
-    assert out[:, : x0].max() == 0 and out[:, x1:].max() == 0
+    assert out[:, :x0].max() == 0 and out[:, x1:].max() == 0
 
 
 def test_augment_resize_scales_boxes_with_the_image():

@@ -110,14 +110,19 @@ def test_checkpoints_are_saved_per_trial_relative_to_the_data_root(grid):
     for trial, checkpoint in zip(result.trials["trial"], result.trials["checkpoint"], strict=True):
         assert checkpoint == f"models/acme/logo/trials/{trial}/model.pth"
         assert (root / checkpoint).is_file()
-    assert not (root / "models/acme/logo/runs").exists() or not any((root / "models/acme/logo/runs").iterdir())
+    assert not (root / "models/acme/logo/runs").exists() or not any(
+        (root / "models/acme/logo/runs").iterdir()
+    )
 
 
 def test_rerun_retrains_only_the_trial_whose_result_is_missing(grid):
     root, split, settings, first, _, _ = grid
     out = root / "models" / "acme" / "logo"
     (out / "trials" / "it2_roi32" / RESULT_FILE).unlink()
-    mtimes = {t: (out / "trials" / t / RESULT_FILE).stat().st_mtime_ns for t in ("it2_roi16", "it4_roi16", "it4_roi32")}
+    mtimes = {
+        t: (out / "trials" / t / RESULT_FILE).stat().st_mtime_ns
+        for t in ("it2_roi16", "it4_roi16", "it4_roi32")
+    }
     lines = []
     again = run_grid(TorchvisionBackend("cpu"), split, split, CLASSES, settings, out, log=lines.append)
     trained = [line for line in lines if "training" in line]
@@ -133,17 +138,14 @@ def test_rerun_retrains_only_the_trial_whose_result_is_missing(grid):
 
 def test_result_from_other_settings_is_not_reused(grid, tmp_path):
     root, split, _, _, _, _ = grid
-    out = tmp_path / "grid"
-    settings = smoke_settings(root, seed=0)
-    changed = build_settings(
-        root, "smoke", {"grid": {"max_iter": [2], "batch_size_per_image": [16]}, "train": {"seed": 5}}
-    )
-    single = build_settings(root, "smoke", {"grid": {"max_iter": [2], "batch_size_per_image": [16]}})
-    run_grid(TorchvisionBackend("cpu"), split, split, CLASSES, single, out)
+    one_trial = {"max_iter": [2], "batch_size_per_image": [16]}
+    first = build_settings(root, "smoke", {"grid": one_trial})
+    reseeded = build_settings(root, "smoke", {"grid": one_trial, "train": {"seed": 5}})
+    run_grid(TorchvisionBackend("cpu"), split, split, CLASSES, first, tmp_path / "grid")
     lines = []
-    run_grid(TorchvisionBackend("cpu"), split, split, CLASSES, changed, out, log=lines.append)
-    assert lines == ["trial it2_roi16: training", lines[1]] and "mean accuracy" in lines[1]
-    assert settings.train.seed == 0
+    run_grid(TorchvisionBackend("cpu"), split, split, CLASSES, reseeded, tmp_path / "grid", log=lines.append)
+    assert lines[0] == "trial it2_roi16: training"
+    assert not any("skipped" in line for line in lines)
 
 
 def test_without_sharing_each_trial_trains_alone_with_the_same_results(grid, tmp_path):
@@ -186,3 +188,23 @@ def test_accuracy_and_ap_tie_goes_to_the_cheaper_trial_then_the_name():
 def test_choosing_from_no_trials_is_an_error():
     with pytest.raises(ValueError):
         choose_best_trial(_table([]))
+
+
+def test_parallel_runs_in_worker_processes_give_the_same_trials(grid, tmp_path):
+    root, split, settings, sequential, _, _ = grid
+    lines, steps = [], []
+    parallel = run_grid(
+        TorchvisionBackend("cpu"),
+        split,
+        split,
+        CLASSES,
+        settings,
+        tmp_path / "parallel",
+        progress=lambda done, total, info: steps.append((done, total)),
+        log=lines.append,
+        parallel_runs=2,
+    )
+    assert "2 training runs, 2 at a time in worker processes" in lines
+    assert steps[-1] == (8, 8)
+    cols = ["trial", "shared_run", "mean_accuracy", "AP", "AP50", "tp_20", "fp_40", "recall_60"]
+    pd.testing.assert_frame_equal(parallel.trials[cols], sequential.trials[cols])

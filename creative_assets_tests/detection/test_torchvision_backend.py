@@ -25,7 +25,7 @@ from creative_assets.detection.registry import (
     resolve_device,
 )
 from creative_assets.detection.split_inference import predict_split
-from creative_assets.detection.torchvision_backend import CheckpointError, TorchvisionBackend
+from creative_assets.detection.torchvision_backend import CheckpointError, TorchvisionBackend, torch_threads
 from creative_assets.settings import TrainSettings, build_settings
 from creative_assets_tests.detection.test_coco_data import write_toy_coco
 
@@ -241,6 +241,32 @@ def test_load_refuses_a_foreign_file(tmp_path):
 
 def test_every_listed_architecture_is_a_train_setting():
     assert set(ARCHITECTURES) == set(TrainSettings.model_fields["architecture"].annotation.__args__)
+
+
+def test_cpu_threads_apply_inside_predict_only(trained):
+    split, _, result, _ = trained
+    detector = TorchvisionBackend("cpu", cpu_threads=2).load(result.checkpoints[4])
+    assert detector.cpu_threads == 2
+    with torch_threads(1):
+        detector.predict([read_bgr(split.image_root / "images/img_00.png")])
+        assert torch.get_num_threads() == 1
+
+
+def test_torch_threads_restores_the_previous_count():
+    before = torch.get_num_threads()
+    with torch_threads(3):
+        assert torch.get_num_threads() == 3
+    assert torch.get_num_threads() == before
+    with torch_threads(None):
+        assert torch.get_num_threads() == before
+
+
+def test_auto_backend_is_torchvision_for_torchvision_only_architectures():
+    assert resolve_backend_name(TrainSettings(backend="auto", architecture="tiny")) == "torchvision"
+    assert (
+        resolve_backend_name(TrainSettings(backend="auto", architecture="mobilenet_v3_large"))
+        == "torchvision"
+    )
 
 
 def test_auto_backend_is_torchvision_without_detectron2():
