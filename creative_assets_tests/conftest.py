@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +34,15 @@ objects:
 """
 
 
+# Object partitions are read from the settings when the code location is imported, so the session's data
+# root and its settings file must exist before any test imports creative_assets.partitions.
+SESSION_ROOT = Path(tempfile.mkdtemp(prefix="creative_assets_session_")) / "data"
+SESSION_ROOT.mkdir(parents=True)
+(SESSION_ROOT / "creative_assets.yaml").write_text(SMOKE_SETTINGS)
+os.environ["CREATIVE_ASSETS_DATA"] = str(SESSION_ROOT)
+os.environ["CREATIVE_ASSETS_PROFILE"] = "smoke"
+
+
 def make_tiny_demo(root: Path, seed: int = 0) -> None:
     """The smallest demo data that still has every label form, videos and impressions."""
     generate_demo_data(
@@ -49,13 +60,12 @@ def make_tiny_demo(root: Path, seed: int = 0) -> None:
 
 
 @pytest.fixture(scope="session")
-def smoke_pipeline(tmp_path_factory: pytest.TempPathFactory) -> SmokePipeline:
+def smoke_pipeline() -> SmokePipeline:
     """The whole graph materialised for both demo brands with the smoke profile (shared by several tests)."""
     from creative_assets.pipeline_runs import run_everything
 
-    base = tmp_path_factory.mktemp("smoke_pipeline")
-    root = base / "data"
-    home = base / "dagster_home"
+    root = SESSION_ROOT
+    home = SESSION_ROOT.parent / "dagster_home"
     home.mkdir()
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\nnux:\n  enabled: false\n")
     make_tiny_demo(root)
@@ -63,3 +73,10 @@ def smoke_pipeline(tmp_path_factory: pytest.TempPathFactory) -> SmokePipeline:
     instance = dg.DagsterInstance.local_temp(str(home))
     run_everything(instance, settings, list(SMOKE_BRANDS))
     return SmokePipeline(root=root, dagster_home=home, settings=settings, instance=instance)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Remove the session's data root and Dagster home."""
+    import shutil
+
+    shutil.rmtree(SESSION_ROOT.parent, ignore_errors=True)
