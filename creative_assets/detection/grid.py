@@ -472,7 +472,10 @@ def run_grid(
             )
         shutil.rmtree(run.run_dir, ignore_errors=True)
 
-    workers = parallel_runs if parallel_runs is not None else int(getattr(settings.grid, "parallel_runs", 1))
+    workers = parallel_runs if parallel_runs is not None else settings.grid.parallel_runs
+    if workers > 1 and multiprocessing.current_process().daemon:
+        say("this is a daemonic process, which cannot start workers: training runs one after another")
+        workers = 1
     if workers > 1 and len(runs) > 1 and resolve_device(settings.train.device) == "cpu":
         say(f"{len(runs)} training runs, {min(workers, len(runs))} at a time in worker processes")
         for run in runs:

@@ -60,7 +60,7 @@ def resolve_device(device: str | None) -> str:
 
 def cpu_threads(settings: TrainSettings) -> int | None:
     """torch intra-op threads for CPU work (`train.cpu_threads`; None = torch's default, also when unset)."""
-    return getattr(settings, "cpu_threads", None)
+    return settings.cpu_threads
 
 
 def get_backend(settings: TrainSettings) -> DetectorBackend:
