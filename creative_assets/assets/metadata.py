@@ -8,8 +8,8 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
-from creative_assets.atomic import atomic_write_parquet
 from creative_assets.layout import DataRoot
+from creative_assets.tables.warehouse import write_part
 
 
 def markdown_table(df: pd.DataFrame, limit: int = 10) -> str:
@@ -42,7 +42,7 @@ def write_errors(
 ) -> Path:
     """Store an errors table beside the asset's (always written, so an empty table means no errors)."""
     target = root.warehouse(table, brand, object_name) / "part-00000.parquet"
-    atomic_write_parquet(target, errors.reset_index(drop=True))
+    write_part(target, errors.reset_index(drop=True))
     return target
 
 

@@ -42,7 +42,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from creative_assets.atomic import atomic_write_parquet, remove_stale_temporaries
+from creative_assets.atomic import remove_stale_temporaries
 from creative_assets.detection.backend import Detector, Predictions
 from creative_assets.detection.image_loader import DecodedImage, ImageFiles, image_chunks
 from creative_assets.layout import DataRoot
@@ -54,6 +54,7 @@ from creative_assets.tables.warehouse import (
     part_key,
     part_path,
     read_detection_errors,
+    write_part,
 )
 
 # Bump when the rows a batch produces change meaning or columns: every batch is then recomputed.
@@ -361,10 +362,10 @@ def _commit(
     # Errors first: the detections part marks the batch as done, so it must be the last file written.
     errors_part = part_path(errors_dir, key)
     if len(errors):
-        atomic_write_parquet(errors_part, _arrow(errors, DETECTION_ERRORS.arrow_schema()))
+        write_part(errors_part, _arrow(errors, DETECTION_ERRORS.arrow_schema()))
     else:
         errors_part.unlink(missing_ok=True)
-    atomic_write_parquet(part_path(out_dir, key), _arrow(detections, DETECTIONS.arrow_schema()))
+    write_part(part_path(out_dir, key), _arrow(detections, DETECTIONS.arrow_schema()))
 
 
 def _arrow(df: pd.DataFrame, schema: pa.Schema) -> pa.Table:

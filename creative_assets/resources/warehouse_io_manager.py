@@ -9,11 +9,10 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
-from creative_assets.atomic import atomic_write_parquet
 from creative_assets.layout import DataRoot
 from creative_assets.partitions import split_partition_key
 from creative_assets.settings import load_settings
-from creative_assets.tables.warehouse import read_table
+from creative_assets.tables.warehouse import read_table, write_part
 
 SINGLE_FILE = "part-00000.parquet"
 
@@ -62,7 +61,7 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
         key = context.partition_key if context.has_partition_key else None
         folder = self._folder(context.asset_key, key)
         target = folder / SINGLE_FILE
-        atomic_write_parquet(target, obj)
+        write_part(target, obj)
         for stale in folder.glob("part-*.parquet"):
             if stale != target:
                 stale.unlink()

@@ -1,7 +1,11 @@
-"""Read a Hive-partitioned warehouse table: one folder of committed `part-*.parquet` files.
+"""Read and write Hive-partitioned warehouse tables: folders of committed `part-*.parquet` files.
 
 Writers commit parts atomically (`creative_assets.atomic`), so a folder only ever holds whole parts plus,
 after a kill, hidden `.*.tmp` temporaries, which the `part-*` pattern never matches.
+
+Partition columns (`brand`, `object`) live in the folder names (`brand=acme/object=logo`), not in the files:
+pyarrow, pandas, DuckDB and Spark add them back from the path, and they refuse a column that is in both.
+`read_table` adds them back too, so one partition read alone still has its `brand` column.
 """
 
 from __future__ import annotations
@@ -9,9 +13,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
+from creative_assets.atomic import atomic_write_parquet
 from creative_assets.tables.schemas import DETECTION_ERRORS, DETECTIONS, TableSchema
 
 PART_PREFIX = "part-"
@@ -41,17 +47,55 @@ def count_rows(folder: Path) -> int:
     return sum(pq.ParquetFile(p).metadata.num_rows for p in part_files(folder))
 
 
+def hive_values(folder: Path) -> dict[str, str]:
+    """The partition values a folder's path names: `…/brand=acme/object=logo` → {brand: acme, object: logo}."""
+    out: dict[str, str] = {}
+    for part in Path(folder).parts:
+        key, sep, value = part.partition("=")
+        if sep and key and value:
+            out[key] = value
+    return out
+
+
+def write_part(target: Path, table: pd.DataFrame | pa.Table) -> None:
+    """Commit one part atomically, leaving out the partition columns its folder already names.
+
+    A partition column whose values disagree with the folder is an error, never silently dropped.
+    """
+    values = hive_values(Path(target).parent)
+    if isinstance(table, pd.DataFrame):
+        table = pa.Table.from_pandas(table, preserve_index=False)
+    for key, value in values.items():
+        if key not in table.column_names:
+            continue
+        column = table.column(key).to_pylist()
+        wrong = {v for v in column if v != value}
+        if wrong:
+            raise ValueError(f"{target}: column {key!r} holds {sorted(map(str, wrong))[:3]}, the folder says {value!r}")
+        table = table.drop_columns([key])
+    atomic_write_parquet(target, table)
+
+
+def _with_partition_columns(df: pd.DataFrame, folder: Path) -> pd.DataFrame:
+    for i, (key, value) in enumerate(hive_values(folder).items()):
+        if key not in df.columns:
+            df.insert(min(i, len(df.columns)), key, pd.Series([value] * len(df), dtype="string", index=df.index))
+    return df
+
+
 def read_table(folder: Path, schema: TableSchema | None = None) -> pd.DataFrame:
-    """Every part in `folder` as one DataFrame; with `schema`, its columns and dtypes even when empty."""
+    """Every part in `folder` as one DataFrame, partition columns included; with `schema`, its columns and
+    dtypes even when empty."""
     files = part_files(folder)
     if not files:
         return schema.empty() if schema is not None else pd.DataFrame()
-    dataset = ds.dataset(
-        [str(p) for p in files],
-        format="parquet",
-        schema=schema.arrow_schema() if schema is not None else None,
-    )
-    df = dataset.to_table().to_pandas()
+    file_schema = None
+    if schema is not None:
+        in_path = set(hive_values(folder))
+        full = schema.arrow_schema()
+        file_schema = pa.schema([f for f in full if f.name not in in_path])
+    df = ds.dataset([str(p) for p in files], format="parquet", schema=file_schema).to_table().to_pandas()
+    df = _with_partition_columns(df, folder)
     return schema.conform(df) if schema is not None else df
 
 

@@ -3,6 +3,7 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 import pyarrow.parquet as pq
+import pytest
 
 from creative_assets.partitions import brand_object_partitions, brand_partitions
 from creative_assets.resources.warehouse_io_manager import WarehouseIOManager
@@ -28,7 +29,16 @@ def test_dataframe_lands_in_a_hive_partition_folder(tmp_path: Path):
     result = dg.materialize([per_brand], partition_key="acme", resources={"warehouse_io_manager": io})
     assert result.success
     file = tmp_path / "warehouse/per_brand/brand=acme/part-00000.parquet"
-    assert pq.read_table(file).to_pandas()["brand"].tolist() == ["acme"]
+    assert pq.read_table(file).column_names == ["n"]  # the partition column lives in the folder name
+    table = pd.read_parquet(tmp_path / "warehouse/per_brand")  # how analysts read it
+    assert table["brand"].astype(str).tolist() == ["acme"] and table["n"].tolist() == [4]
+
+
+def test_a_partition_column_that_disagrees_with_its_folder_is_refused(tmp_path: Path):
+    from creative_assets.tables.warehouse import write_part
+
+    with pytest.raises(ValueError, match="the folder says 'acme'"):
+        write_part(tmp_path / "brand=acme/part-00000.parquet", pd.DataFrame({"brand": ["globex"]}))
 
 
 def test_fan_in_reads_every_materialised_partition_and_skips_missing(tmp_path: Path):
