@@ -146,7 +146,9 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     dagster = shutil.which("dagster") or str(Path(sys.executable).with_name("dagster"))
     workspace = Path(args.workspace).resolve()
     if not workspace.is_file():
-        raise CliError(f"no workspace file at {workspace}", "run from the repository root or pass --workspace")
+        raise CliError(
+            f"no workspace file at {workspace}", "run from the repository root or pass --workspace"
+        )
     # The workspace names the code location `creative_assets`, as `dagster dev` does; `-m` would name it
     # after the module and the daemon could not find the backfill's location.
     cmd = [dagster, "job", "backfill", "-w", str(workspace), "-l", "creative_assets", "-j", "train_job",

@@ -141,7 +141,9 @@ class TrainSettings(_Strict):
     detections_per_image: int = 100
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    cpu_threads: int | None = Field(None, gt=0, description="torch threads on the CPU; None = torch's default")
+    cpu_threads: int | None = Field(
+        None, gt=0, description="torch threads on the CPU; None = torch's default"
+    )
     amp: bool = Field(True, description="mixed precision on CUDA")
     share_grid_prefix: bool = Field(
         True,

@@ -17,7 +17,9 @@ def root(smoke_pipeline) -> DataRoot:
 
 def test_manifest_lists_every_creative(root: DataRoot):
     manifest = read_table(root.warehouse("creative_manifest", "acme"))
-    on_disk = sorted(p.relative_to(root.creatives("acme")).as_posix() for p in root.creatives("acme").rglob("*.*"))
+    on_disk = sorted(
+        p.relative_to(root.creatives("acme")).as_posix() for p in root.creatives("acme").rglob("*.*")
+    )
     assert sorted(manifest["creative_id"]) == on_disk
     assert set(manifest["media_type"]) == {"image", "video"}
 
@@ -80,7 +82,9 @@ def test_mmm_panel_is_weekly(root: DataRoot):
 
 def test_duckdb_reads_the_hive_partitioned_detections(root: DataRoot):
     pattern = (root.root / "warehouse/detections/*/*.parquet").as_posix()
-    brands = duckdb.sql(f"select distinct brand from read_parquet('{pattern}', hive_partitioning=true)").fetchall()
+    brands = duckdb.sql(
+        f"select distinct brand from read_parquet('{pattern}', hive_partitioning=true)"
+    ).fetchall()
     assert {b for (b,) in brands} <= {"acme", "globex"}
 
 
@@ -88,7 +92,11 @@ def test_detection_rerun_reuses_every_batch(smoke_pipeline, root: DataRoot):
     from creative_assets.jobs import DETECT_ASSETS
     from creative_assets.pipeline_runs import _materialize
 
-    before = {p.name: p.stat().st_mtime_ns for p in root.warehouse("detections", "acme").glob("part-*.parquet")}
+    before = {
+        p.name: p.stat().st_mtime_ns for p in root.warehouse("detections", "acme").glob("part-*.parquet")
+    }
     _materialize(smoke_pipeline.instance, DETECT_ASSETS[:1], "acme", smoke_pipeline.settings)
-    after = {p.name: p.stat().st_mtime_ns for p in root.warehouse("detections", "acme").glob("part-*.parquet")}
+    after = {
+        p.name: p.stat().st_mtime_ns for p in root.warehouse("detections", "acme").glob("part-*.parquet")
+    }
     assert before == after and before

@@ -82,8 +82,14 @@ def browser():
     with playwright.sync_playwright() as p:
         b = p.chromium.launch(
             executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run"],  # fmt: skip
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],  # fmt: skip
         )
         yield b
         b.close()
@@ -101,7 +107,9 @@ def test_asset_graph_shows_every_group(dagster_dev: str, browser):
 
 def test_chosen_model_heat_map_renders_in_the_page(dagster_dev: str, browser):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.goto(f"{dagster_dev}/assets/chosen_model?view=events&partition=acme%7Cbranding", wait_until="networkidle")
+    page.goto(
+        f"{dagster_dev}/assets/chosen_model?view=events&partition=acme%7Cbranding", wait_until="networkidle"
+    )
     page.locator("tr", has_text="accuracy_heatmaps").get_by_text("Show Markdown").click()
     image = page.locator("img[src^='data:image/png']").first
     image.wait_for(timeout=30_000)
@@ -135,7 +143,11 @@ def test_new_brand_folder_is_ingested_by_the_sensor_then_backfilled(dagster_dev:
         "CREATIVE_ASSETS_PROFILE": "smoke",
     }
     launched = subprocess.run(
-        [_bin("creative-assets"), "backfill", "--brand", brand], cwd=REPO, env=env, capture_output=True, text=True
+        [_bin("creative-assets"), "backfill", "--brand", brand],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     assert launched.returncode == 0, launched.stdout + launched.stderr
     objects = smoke_pipeline.settings.object_names
@@ -148,7 +160,9 @@ def test_new_brand_folder_is_ingested_by_the_sensor_then_backfilled(dagster_dev:
         runs = instance.get_runs(dg.RunsFilter(tags={"dagster/backfill": backfill.backfill_id}))
         if backfill.status.value != "REQUESTED" and runs and all(r.is_finished for r in runs):
             break
-        assert time.monotonic() < deadline, f"backfill {backfill.status} with {len(runs)} runs after 8 minutes"
+        assert time.monotonic() < deadline, (
+            f"backfill {backfill.status} with {len(runs)} runs after 8 minutes"
+        )
         time.sleep(3)
     assert backfill.status.value in ("COMPLETED", "COMPLETED_SUCCESS"), backfill.status
     assert all(r.is_success for r in runs), [(r.run_id, r.status) for r in runs]

@@ -1,6 +1,5 @@
 """Datasets: resolved labels per brand, and validated train/valid/test COCO files per brand × object."""
 
-
 import dagster as dg
 import numpy as np
 import pandas as pd

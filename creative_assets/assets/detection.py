@@ -1,6 +1,5 @@
 """Detection: per-class thresholds per brand × object, then every creative through every chosen model."""
 
-
 import json
 
 import cv2

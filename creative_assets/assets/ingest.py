@@ -1,6 +1,5 @@
 """Ingest: the creative manifest and the frames extracted from videos (brand partitions)."""
 
-
 import dagster as dg
 import pandas as pd
 
@@ -95,5 +94,10 @@ def video_frames(
     yield dg.AssetCheckResult(
         check_name="frames_for_every_video",
         passed=not missing,
-        metadata={"readable_videos": len(videos), "unreadable": int((is_video & unreadable).sum()), "without_frames": len(missing), "missing": ", ".join(missing[:20])},
+        metadata={
+            "readable_videos": len(videos),
+            "unreadable": int((is_video & unreadable).sum()),
+            "without_frames": len(missing),
+            "missing": ", ".join(missing[:20]),
+        },
     )

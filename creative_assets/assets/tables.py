@@ -1,6 +1,5 @@
 """Tables for analysts: one row per creative, and the weekly panel a marketing-mix model takes."""
 
-
 import dagster as dg
 import pandas as pd
 

@@ -71,7 +71,9 @@ def write_part(target: Path, table: pd.DataFrame | pa.Table) -> None:
         column = table.column(key).to_pylist()
         wrong = {v for v in column if v != value}
         if wrong:
-            raise ValueError(f"{target}: column {key!r} holds {sorted(map(str, wrong))[:3]}, the folder says {value!r}")
+            raise ValueError(
+                f"{target}: column {key!r} holds {sorted(map(str, wrong))[:3]}, the folder says {value!r}"
+            )
         table = table.drop_columns([key])
     atomic_write_parquet(target, table)
 
@@ -79,7 +81,9 @@ def write_part(target: Path, table: pd.DataFrame | pa.Table) -> None:
 def _with_partition_columns(df: pd.DataFrame, folder: Path) -> pd.DataFrame:
     for i, (key, value) in enumerate(hive_values(folder).items()):
         if key not in df.columns:
-            df.insert(min(i, len(df.columns)), key, pd.Series([value] * len(df), dtype="string", index=df.index))
+            df.insert(
+                min(i, len(df.columns)), key, pd.Series([value] * len(df), dtype="string", index=df.index)
+            )
     return df
 
 
