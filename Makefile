@@ -23,7 +23,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ui: $(STAMP)
-	mkdir -p $(DAGSTER_HOME)
+	$(BIN)/python -c "from creative_assets.instance_config import ensure_dagster_home as e; e('$(DAGSTER_HOME)')"
 	$(BIN)/dagster dev -w workspace.yaml
 
 clean:

@@ -37,11 +37,9 @@ def _instance():
     """The persistent Dagster instance (DAGSTER_HOME, default ./.dagster_home), so the UI sees CLI runs."""
     import dagster as dg
 
-    home = Path(os.environ.setdefault("DAGSTER_HOME", str(Path(".dagster_home").resolve())))
-    home.mkdir(parents=True, exist_ok=True)
-    config = home / "dagster.yaml"
-    if not config.exists():
-        config.write_text("telemetry:\n  enabled: false\nnux:\n  enabled: false\n", encoding="utf-8")
+    from creative_assets.instance_config import ensure_dagster_home
+
+    ensure_dagster_home(Path(os.environ.setdefault("DAGSTER_HOME", str(Path(".dagster_home").resolve()))))
     return dg.DagsterInstance.get()
 
 

@@ -31,10 +31,12 @@ ingest_job = dg.define_asset_job(
 train_job = dg.define_asset_job(
     "train_job",
     selection=dg.AssetSelection.assets(*TRAIN_ASSETS),
+    tags={ACCELERATOR_TAG: "1"},
     description="COCO datasets, grid search, chosen model and thresholds for one brand × object.",
 )
 detect_job = dg.define_asset_job(
     "detect_job",
     selection=dg.AssetSelection.assets(*DETECT_ASSETS),
+    tags={ACCELERATOR_TAG: "1"},
     description="Detections over every creative of a brand, creative features and the MMM panel.",
 )

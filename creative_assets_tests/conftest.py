@@ -11,6 +11,7 @@ import dagster as dg
 import pytest
 
 from creative_assets.demo.synthetic import generate_demo_data
+from creative_assets.instance_config import ensure_dagster_home
 from creative_assets.settings import Settings, load_settings
 
 SMOKE_BRANDS = ("acme", "globex")
@@ -66,8 +67,7 @@ def smoke_pipeline() -> SmokePipeline:
 
     root = SESSION_ROOT
     home = SESSION_ROOT.parent / "dagster_home"
-    home.mkdir()
-    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\nnux:\n  enabled: false\n")
+    ensure_dagster_home(home)
     make_tiny_demo(root)
     settings = load_settings(root, "smoke", env={})
     instance = dg.DagsterInstance.local_temp(str(home))

@@ -15,6 +15,7 @@ from creative_assets.detection.registry import get_backend
 from creative_assets.detection.split_inference import predict_split
 from creative_assets.detection.thresholds import optimal_thresholds as compute_optimal_thresholds
 from creative_assets.layout import DataRoot
+from creative_assets.locks import partition_lock
 from creative_assets.partitions import brand_object_partitions, brand_partitions, split_partition_key
 from creative_assets.reporting.plots import detections_overlay, markdown_image, threshold_curve
 from creative_assets.resources.settings_resource import SettingsResource
@@ -196,19 +197,20 @@ def detections(
     context.log.info(f"{brand}: {len(models)} models: {', '.join(m.object_name for m in models) or 'none'}")
     items = work_items(creative_manifest, video_frames)
     out_dir = root.warehouse("detections", brand)
-    run = run_detection(
-        root,
-        brand,
-        items,
-        models,
-        out_dir,
-        batch_size=cfg.detection.batch_size,
-        images_per_forward=cfg.detection.images_per_forward,
-        score_floor=cfg.detection.score_floor,
-        loader_workers=cfg.detection.loader_workers,
-        log=context.log.info,
-        progress=stage_progress(context, f"{brand}: detection", "images"),
-    )
+    with partition_lock(out_dir, log=context.log.info):
+        run = run_detection(
+            root,
+            brand,
+            items,
+            models,
+            out_dir,
+            batch_size=cfg.detection.batch_size,
+            images_per_forward=cfg.detection.images_per_forward,
+            score_floor=cfg.detection.score_floor,
+            loader_workers=cfg.detection.loader_workers,
+            log=context.log.info,
+            progress=stage_progress(context, f"{brand}: detection", "images"),
+        )
     errors_path = errors_folder(out_dir)
     table = read_table(out_dir)
     meta = {

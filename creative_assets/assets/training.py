@@ -16,6 +16,7 @@ from creative_assets.detection.grid import choose_best_trial, run_grid
 from creative_assets.detection.haar import HAAR_CASCADES, haar_baseline
 from creative_assets.detection.registry import get_backend, resolve_device
 from creative_assets.layout import DataRoot
+from creative_assets.locks import partition_lock
 from creative_assets.partitions import brand_object_partitions, split_partition_key
 from creative_assets.reporting.plots import confusion_matrices, heatmap_grid, markdown_image
 from creative_assets.resources.model_store import LocalModelStore
@@ -100,16 +101,17 @@ def grid_search(context: dg.AssetExecutionContext, settings: SettingsResource, c
         f"grid {brand}|{object_name}: {expected} trials, backend {backend.name}, {cfg.train.architecture}, "
         f"device {device}, profile {cfg.profile}, trials in {out_dir}"
     )
-    result = run_grid(
-        backend,
-        split_of(root.root, coco_datasets, "train"),
-        split_of(root.root, coco_datasets, "valid"),
-        classes,
-        cfg,
-        out_dir,
-        progress=stage_progress(context, f"{brand}|{object_name}: grid", "iterations"),
-        log=context.log.info,
-    )
+    with partition_lock(out_dir, log=context.log.info):
+        result = run_grid(
+            backend,
+            split_of(root.root, coco_datasets, "train"),
+            split_of(root.root, coco_datasets, "valid"),
+            classes,
+            cfg,
+            out_dir,
+            progress=stage_progress(context, f"{brand}|{object_name}: grid", "iterations"),
+            log=context.log.info,
+        )
     trials = result.trials
     best = choose_best_trial(trials)
     long = long_accuracy(trials, cfg.confidences)
