@@ -1,0 +1,440 @@
+"""Detection on Ray: the batches of `detection.batch_detect` as a Ray Data pipeline over model-holding actors.
+
+Same batches, same parts, same table as `run_detection`: the work items are cut by `plan_batches` with the
+same `model_fingerprint`, so every batch has the same key and a part committed by either executor is reused
+by the other. Batches whose part exists are skipped; the others become rows of a Ray Data dataset
+(`{key, start, stop}`) mapped by `DetectionWorker` actors, one per GPU (or per CPU without GPUs, or
+`num_actors`). Each actor loads ALL of the brand's models once, then for each batch decodes its images (once
+for every model, the next chunk on a thread while the models run), runs the models `images_per_forward`
+images at a time, builds the rows with batch_detect's own row builder and commits the part atomically
+itself (errors part first, detections part last, as `run_detection` does); only small statistics travel
+back to the driver. Stale parts are then removed exactly as `run_detection` removes them.
+
+Models travel as `ModelSpec`s (object, model_id, backend name, checkpoint path, thresholds; optionally the
+class names), not as live detectors. Without class names the driver loads each checkpoint once on the CPU
+to learn them, since batch keys depend on them; passing them (chosen_model's `classes`) avoids that.
+
+Failures: an exception while processing a batch is retried in the actor `max_retries` times; a crashed actor
+is restarted (`max_restarts`) and its batch resubmitted (`max_task_retries`), both bounded by `max_retries`.
+A batch that still fails is an errors-table row (stage `detections`, record = batch key) committed as the
+batch's errors part, with no detections part, so the next run tries it again; the other batches are kept.
+
+Workers read images and write parts under the data root themselves: on a cluster of several machines the
+data root must be on storage every node mounts at the same path (NFS, a mounted bucket).
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from creative_assets.atomic import atomic_write_parquet, remove_stale_temporaries
+from creative_assets.detection.backend import Predictions
+
+# batch_detect keeps these helpers private; they are imported, not copied, so both executors write
+# byte-for-byte the same rows and parts.
+from creative_assets.detection.batch_detect import (
+    ERROR_STAGE,
+    Batch,
+    DetectionRun,
+    LoadedModel,
+    _arrow,
+    _BatchRows,
+    _check_models,
+    _commit,
+    _detect_chunk,
+    _duration,
+    _error_frame,
+    _remove_stale_parts,
+    _sorted_items,
+    errors_folder,
+    model_fingerprint,
+    plan_batches,
+)
+from creative_assets.detection.image_loader import DecodedImage, decode_image
+from creative_assets.detection.registry import get_backend
+from creative_assets.execution.ray_cluster import cluster_cpus, cluster_gpus, connect, import_ray
+from creative_assets.layout import DataRoot, PathEscapeError
+from creative_assets.settings import TrainSettings, validate_brand
+from creative_assets.tables.schemas import DETECTION_ERRORS
+from creative_assets.tables.warehouse import count_rows, part_path, read_detection_errors
+
+DEFAULT_MAX_RETRIES = 2
+STAT_COLUMNS = ["key", "images", "detections", "errors", "failed", "reason", "attempts"]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One chosen model as the actors load it: picklable, no live detector. `checkpoint` is relative to the
+    data root (or absolute inside it); `classes`, when given, must be the checkpoint's classes in order."""
+
+    object_name: str
+    model_id: str
+    backend: str
+    checkpoint: str
+    thresholds: Mapping[str, float]
+    classes: tuple[str, ...] | None = None
+
+
+def as_model_spec(spec: ModelSpec | Sequence[Any]) -> ModelSpec:
+    """A ModelSpec from itself or a tuple (object_name, model_id, backend, checkpoint, thresholds[, classes])."""
+    if isinstance(spec, ModelSpec):
+        return spec
+    values = list(spec)
+    if len(values) not in (5, 6):
+        raise ValueError(
+            "a model spec is (object_name, model_id, backend, checkpoint, thresholds[, classes]), "
+            f"got {len(values)} values"
+        )
+    object_name, model_id, backend, checkpoint, thresholds, *classes = values
+    return ModelSpec(
+        object_name=str(object_name),
+        model_id=str(model_id),
+        backend=str(backend),
+        checkpoint=Path(checkpoint).as_posix(),
+        thresholds={str(k): float(v) for k, v in dict(thresholds).items()},
+        classes=tuple(str(c) for c in classes[0]) if classes and classes[0] is not None else None,
+    )
+
+
+def checkpoint_path(root: DataRoot, checkpoint: str | Path) -> Path:
+    """The checkpoint's absolute path; PathEscapeError when it is outside the data root."""
+    path = Path(checkpoint)
+    return root.resolve_inside(root.relative(path) if path.is_absolute() else path.as_posix())
+
+
+def load_model(root: DataRoot, spec: ModelSpec, device: str | None = None) -> LoadedModel:
+    """Load one spec's detector with its backend (`device` None: CUDA when this process sees a GPU)."""
+    backend = get_backend(TrainSettings(backend=spec.backend))  # type: ignore[arg-type]
+    detector = backend.load(checkpoint_path(root, spec.checkpoint), device=device)
+    if detector.backend != spec.backend:
+        raise ValueError(
+            f"model {spec.object_name}/{spec.model_id}: the checkpoint is a {detector.backend} model, "
+            f"the spec says {spec.backend}"
+        )
+    if spec.classes is not None and list(spec.classes) != list(detector.classes):
+        raise ValueError(
+            f"model {spec.object_name}/{spec.model_id}: the checkpoint's classes {detector.classes} differ "
+            f"from the spec's {list(spec.classes)}"
+        )
+    return LoadedModel(spec.object_name, spec.model_id, detector, dict(spec.thresholds))
+
+
+@dataclass(frozen=True)
+class _Described:
+    """What `model_fingerprint` reads of a detector, known without the weights; it cannot predict."""
+
+    classes: list[str]
+    backend: str
+    device: str = "none"
+
+    def predict(self, images: Sequence[np.ndarray], score_floor: float = 0.0) -> list[Predictions]:
+        raise RuntimeError("a model description cannot predict; the Ray actors load the model")
+
+
+def _describe(root: DataRoot, spec: ModelSpec) -> LoadedModel:
+    if spec.classes is not None:
+        detector: Any = _Described(list(spec.classes), spec.backend)
+    else:
+        loaded = load_model(root, spec, device="cpu")
+        detector = _Described(list(loaded.detector.classes), loaded.detector.backend)
+    return LoadedModel(spec.object_name, spec.model_id, detector, dict(spec.thresholds))
+
+
+@dataclass(frozen=True)
+class DetectionJob:
+    """Everything a DetectionWorker needs, sent once to each actor."""
+
+    root: DataRoot
+    brand: str
+    specs: tuple[ModelSpec, ...]
+    items: Any  # object-store reference to the sorted work items; batches are row ranges of it
+    out_dir: Path
+    errors_dir: Path
+    score_floor: float
+    images_per_forward: int
+    attempts: int
+
+
+def _stats(key: str, images: int, detections: int, errors: int, reason: str, attempts: int) -> dict[str, Any]:
+    return {
+        "key": key,
+        "images": images,
+        "detections": detections,
+        "errors": errors,
+        "failed": bool(reason),
+        "reason": reason,
+        "attempts": attempts,
+    }
+
+
+class DetectionWorker:
+    """A Ray Data actor holding every model of the brand; each call commits the parts of its batches."""
+
+    def __init__(self, job: DetectionJob) -> None:
+        import torch
+
+        cpus = import_ray().get_runtime_context().get_assigned_resources().get("CPU")
+        if cpus:
+            torch.set_num_threads(max(1, int(cpus)))
+        self.job = job
+        self.items: pd.DataFrame = import_ray().get(job.items)
+        self.models = [load_model(job.root, spec) for spec in job.specs]
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Detect and commit each batch descriptor of `batch`; one statistics row per descriptor."""
+        stats = [
+            self._attempt(str(key), int(start), int(stop))
+            for key, start, stop in zip(batch["key"], batch["start"], batch["stop"], strict=True)
+        ]
+        return {column: np.array([s[column] for s in stats]) for column in STAT_COLUMNS}
+
+    def _attempt(self, key: str, start: int, stop: int) -> dict[str, Any]:
+        reason = ""
+        for attempt in range(1, self.job.attempts + 1):
+            try:
+                detections, errors = self._detect(key, start, stop)
+            except Exception as err:  # a failed batch is reported, the other batches go on
+                reason = f"{type(err).__name__}: {err}"
+                continue
+            return _stats(key, stop - start, detections, errors, "", attempt)
+        return _stats(key, stop - start, 0, 0, reason, self.job.attempts)
+
+    def _detect(self, key: str, start: int, stop: int) -> tuple[int, int]:
+        job = self.job
+        items = self.items.iloc[start:stop].reset_index(drop=True)
+        paths = items["path"].tolist()
+        step = job.images_per_forward
+        chunks = [range(s, min(s + step, len(paths))) for s in range(0, len(paths), step)]
+
+        def decode(chunk: range) -> list[DecodedImage]:
+            return [decode_image(job.root, paths[i], i) for i in chunk]
+
+        rows = _BatchRows(self.models, job.score_floor)
+        failed: list[DecodedImage] = []
+        # same chunks as run_detection, so the models see the same forward batches and give the same boxes
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pending = pool.submit(decode, chunks[0])
+            for i in range(len(chunks)):
+                decoded = pending.result()
+                if i + 1 < len(chunks):
+                    pending = pool.submit(decode, chunks[i + 1])
+                _detect_chunk(decoded, self.models, job.score_floor, rows, failed)
+        detections = rows.frame(items, key)
+        errors = _error_frame(failed, items, job.brand)
+        _commit(job.out_dir, job.errors_dir, key, detections, errors)
+        return len(detections), len(errors)
+
+
+def _display(root: DataRoot, path: Path) -> str:
+    try:
+        return root.relative(path)
+    except PathEscapeError:
+        return Path(path).resolve().as_posix()
+
+
+def _commit_failure(
+    root: DataRoot, brand: str, out_dir: Path, errors_dir: Path, batch: Batch, reason: str
+) -> pd.DataFrame:
+    """Save a failed batch as its errors part (no detections part, so the next run retries it)."""
+    first, last = batch.creative_ids[0], batch.creative_ids[-1]
+    row = {
+        "brand": brand,
+        "file": _display(root, part_path(out_dir, batch.key)),
+        "record": batch.key,
+        "stage": ERROR_STAGE,
+        "reason": f"batch of {batch.images} images ({first} … {last}) failed: {reason}",
+    }
+    errors = DETECTION_ERRORS.conform(pd.DataFrame([row], columns=DETECTION_ERRORS.columns))
+    atomic_write_parquet(part_path(errors_dir, batch.key), _arrow(errors, DETECTION_ERRORS.arrow_schema()))
+    return errors
+
+
+def _actor_plan(num_actors: int | None, batches: int) -> tuple[int, dict[str, float]]:
+    """How many actors and what each one holds: a GPU each when the cluster has GPUs, else a CPU each."""
+    gpus = cluster_gpus()
+    per_actor: dict[str, float] = {"num_cpus": 1, "num_gpus": 1} if gpus > 0 else {"num_cpus": 1}
+    actors = num_actors or max(1, int(gpus if gpus > 0 else cluster_cpus()))
+    return max(1, min(actors, batches)), per_actor
+
+
+@contextmanager
+def _data_context() -> Iterator[None]:
+    """Ray Data settings for one detection run, restored afterwards."""
+    from ray.data import DataContext
+
+    context = DataContext.get_current()
+    saved = (context.max_errored_blocks, context.enable_progress_bars, context.print_on_execution_start)
+    # a batch lost with its actor beyond the retries drops out of the results and becomes an error row
+    context.max_errored_blocks = -1
+    context.enable_progress_bars = False
+    context.print_on_execution_start = False
+    try:
+        yield
+    finally:
+        context.max_errored_blocks, context.enable_progress_bars, context.print_on_execution_start = saved
+
+
+def _dataset(
+    job: DetectionJob, pending: list[Batch], actors: int, per_actor: dict[str, float], max_retries: int
+) -> Any:
+    """The pending batches as a Ray Data dataset (one block each) mapped by DetectionWorker actors."""
+    ray = import_ray()
+    from ray.data import ActorPoolStrategy
+
+    descriptors = [{"key": b.key, "start": b.start, "stop": b.stop} for b in pending]
+    with warnings.catch_warnings():
+        # Ray 2.60 has no named parameter for bounded actor retries (Ray Data's default is unbounded), so
+        # they go in the deprecated free-form remote arguments.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return ray.data.from_items(descriptors, override_num_blocks=len(descriptors)).map_batches(
+            DetectionWorker,
+            fn_constructor_kwargs={"job": job},
+            batch_size=1,
+            batch_format="numpy",
+            compute=ActorPoolStrategy(size=actors),
+            max_restarts=max_retries,
+            max_task_retries=max_retries,
+            **per_actor,
+        )
+
+
+def run_detection_ray(
+    root: DataRoot,
+    brand: str,
+    items: pd.DataFrame,
+    models_spec: Sequence[ModelSpec | Sequence[Any]],
+    out_dir: Path,
+    *,
+    batch_size: int,
+    images_per_forward: int,
+    score_floor: float,
+    log: Callable[[str], None] | None = None,
+    address: str | None = None,
+    num_actors: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    errors_dir: Path | None = None,
+    max_retries: int = DEFAULT_MAX_RETRIES,
+) -> DetectionRun:
+    """Run every model on every work item of `brand` on Ray, one committed part per batch (resumable).
+
+    `address` (else `RAY_ADDRESS`) names the cluster, else a local Ray with `num_actors` CPUs is started;
+    `num_actors` defaults to the cluster's GPUs (one each), or its CPUs without GPUs.
+    """
+    started = time.perf_counter()
+    validate_brand(brand)
+    if images_per_forward <= 0:
+        raise ValueError(f"images_per_forward must be positive, got {images_per_forward}")
+    if max_retries < 0:
+        raise ValueError(f"max_retries must be >= 0, got {max_retries}")
+    say = log or (lambda _message: None)
+    specs = tuple(as_model_spec(s) for s in models_spec)
+    for spec in specs:
+        # a checkpoint outside the data root fails here, before any actor starts
+        checkpoint_path(root, spec.checkpoint)
+    described = [_describe(root, s) for s in specs]
+    _check_models(described)
+    out_dir = Path(out_dir).resolve()
+    errors_dir = Path(errors_dir).resolve() if errors_dir is not None else errors_folder(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    errors_dir.mkdir(parents=True, exist_ok=True)
+    temporaries = remove_stale_temporaries(out_dir) + remove_stale_temporaries(errors_dir)
+
+    items = _sorted_items(items)
+    other_brands = sorted(set(items["brand"].dropna()) - {brand})
+    if other_brands:
+        raise ValueError(f"work items of brand {brand!r} include other brands: {', '.join(other_brands)}")
+    batches = plan_batches(items, batch_size, model_fingerprint(described, score_floor))
+    pending = [b for b in batches if not part_path(out_dir, b.key).is_file()]
+    total = len(items)
+    done = total - sum(b.images for b in pending)
+    say(
+        f"detections {brand}: {len(batches)} batches ({len(batches) - len(pending)} already committed, "
+        f"{len(pending)} to run), {total} images, {len(specs)} models"
+    )
+    if progress is not None:
+        progress(done, total)
+
+    computed = rows_written = written = 0
+    if pending:
+        connect(address, num_cpus=num_actors)
+        job = DetectionJob(
+            root=root,
+            brand=brand,
+            specs=specs,
+            items=import_ray().put(items),
+            out_dir=out_dir,
+            errors_dir=errors_dir,
+            score_floor=score_floor,
+            images_per_forward=images_per_forward,
+            attempts=1 + max_retries,
+        )
+        by_key = {b.key: b for b in pending}
+        outcome: dict[str, dict[str, Any]] = {}
+        compute_started = time.perf_counter()
+        actors, per_actor = _actor_plan(num_actors, len(pending))
+        say(f"detections {brand}: {len(pending)} batches on {actors} Ray actor(s), each with {per_actor}")
+        with _data_context():
+            for stats in _dataset(job, pending, actors, per_actor, max_retries).iter_rows():
+                key = str(stats["key"])
+                outcome[key] = stats
+                images = int(stats["images"])
+                done += images
+                if progress is not None:
+                    progress(done, total)
+                if bool(stats["failed"]):
+                    say(
+                        f"detections {brand}: batch {key} failed after {int(stats['attempts'])} "
+                        f"attempts: {stats['reason']}"
+                    )
+                    continue
+                written += 1
+                computed += images
+                rows_written += int(stats["detections"])
+                elapsed = time.perf_counter() - compute_started
+                rate = computed / elapsed if elapsed > 0 else 0.0
+                eta = _duration((total - done) / rate) if rate > 0 else "?"
+                say(
+                    f"detections {brand}: batch {len(outcome)}/{len(pending)} committed ({images} images, "
+                    f"{int(stats['detections'])} detections, {int(stats['errors'])} errors); "
+                    f"{done}/{total} images, {rate:.1f} images/s, ETA {eta}"
+                )
+        for key, batch in by_key.items():
+            stats = outcome.get(key)
+            if stats is None:
+                _commit_failure(root, brand, out_dir, errors_dir, batch, "its Ray actor was lost")
+            elif bool(stats["failed"]):
+                _commit_failure(root, brand, out_dir, errors_dir, batch, str(stats["reason"]))
+
+    keys = {b.key for b in batches}
+    removed = _remove_stale_parts(out_dir, keys)
+    _remove_stale_parts(errors_dir, keys)
+    seconds = time.perf_counter() - started
+    result = DetectionRun(
+        batches=len(batches),
+        parts_written=written,
+        parts_reused=len(batches) - len(pending),
+        parts_removed=removed,
+        temporaries_removed=temporaries,
+        rows=count_rows(out_dir),
+        rows_written=rows_written,
+        errors=read_detection_errors(errors_dir),
+        images=computed,
+        seconds=seconds,
+        images_per_s=computed / seconds if seconds > 0 else 0.0,
+    )
+    say(
+        f"detections {brand}: done in {_duration(seconds)}; {result.parts_written} parts written, "
+        f"{result.parts_reused} reused, {removed} stale removed, {len(pending) - written} failed; "
+        f"{result.rows} detections, {len(result.errors)} errors"
+    )
+    return result
