@@ -119,8 +119,8 @@ def main() -> None:
                 rates[actors] = (run.images_per_s, clock.steady())
                 same = run.rows == local.rows
                 print(
-                    f"{actors} Ray actor(s): {run.images_per_s:6.2f} images/s end to end ({run.seconds:.1f} s), "
-                    f"{rates[actors][1]:6.2f} images/s steady; {run.rows} detections"
+                    f"{actors} Ray actor(s): {run.images_per_s:6.2f} images/s end to end "
+                    f"({run.seconds:.1f} s), {rates[actors][1]:6.2f} images/s steady; {run.rows} detections"
                     f"{'' if same else ' (differs from run_detection!)'}"
                 )
         finally:

@@ -1,7 +1,8 @@
 """Settings: one validated object built from a profile, an optional settings file and the environment.
 
 Precedence (later wins): profile defaults < `<data root>/creative_assets.yaml` < environment variables
-(`CREATIVE_ASSETS_DATA`, `CREATIVE_ASSETS_PROFILE`, `CREATIVE_ASSETS_BACKEND`, `CREATIVE_ASSETS_DEVICE`).
+(`CREATIVE_ASSETS_DATA`, `CREATIVE_ASSETS_PROFILE`, `CREATIVE_ASSETS_BACKEND`, `CREATIVE_ASSETS_DEVICE`,
+`CREATIVE_ASSETS_EXECUTOR`).
 The core never reads the environment: assets and the CLI load settings once and pass them down.
 """
 
@@ -19,6 +20,7 @@ DATA_ENV = "CREATIVE_ASSETS_DATA"
 PROFILE_ENV = "CREATIVE_ASSETS_PROFILE"
 BACKEND_ENV = "CREATIVE_ASSETS_BACKEND"
 DEVICE_ENV = "CREATIVE_ASSETS_DEVICE"
+EXECUTOR_ENV = "CREATIVE_ASSETS_EXECUTOR"
 SETTINGS_FILE = "creative_assets.yaml"
 PROFILES = ("smoke", "demo", "full")
 DEFAULT_PROFILE = "demo"
@@ -369,6 +371,8 @@ def load_settings(
         env_train["device"] = env[DEVICE_ENV]
     if env_train:
         merged = _deep_merge(merged, {"train": env_train})
+    if env.get(EXECUTOR_ENV):
+        merged = _deep_merge(merged, {"executor": env[EXECUTOR_ENV]})
     try:
         return build_settings(root, chosen_profile, merged)
     except SettingsError as err:

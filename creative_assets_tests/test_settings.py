@@ -95,3 +95,8 @@ def test_valid_brand_names(name: str):
 def test_invalid_brand_names_state_the_rule(name: str):
     with pytest.raises(ValueError, match="lower-case letters, digits"):
         validate_brand(name)
+
+
+def test_environment_selects_the_ray_executor(tmp_path: Path):
+    s = load_settings(tmp_path, "smoke", env={"CREATIVE_ASSETS_EXECUTOR": "ray"})
+    assert s.executor == "ray"

@@ -112,12 +112,17 @@ def _brand_inputs(values: dict[str, pd.DataFrame] | pd.DataFrame) -> list[pd.Dat
     return [values[k] for k in sorted(values)]
 
 
-def loaded_models(cfg: Settings, root: DataRoot, chosen: list[pd.DataFrame], thresholds: list[pd.DataFrame]):
-    """Every chosen model of the brand, loaded once, with its per-class thresholds."""
-    by_object = {}
+def _thresholds_by_model(thresholds: list[pd.DataFrame]) -> dict[tuple[str, str], dict[str, float]]:
+    by_model: dict[tuple[str, str], dict[str, float]] = {}
     for t in thresholds:
         for r in t.itertuples():
-            by_object.setdefault((r.object, r.model_id), {})[r.class_name] = float(r.threshold)
+            by_model.setdefault((r.object, r.model_id), {})[r.class_name] = float(r.threshold)
+    return by_model
+
+
+def loaded_models(cfg: Settings, root: DataRoot, chosen: list[pd.DataFrame], thresholds: list[pd.DataFrame]):
+    """Every chosen model of the brand, loaded once, with its per-class thresholds."""
+    by_object = _thresholds_by_model(thresholds)
     models = []
     for df in chosen:
         row = df.iloc[0]
@@ -137,6 +142,27 @@ def loaded_models(cfg: Settings, root: DataRoot, chosen: list[pd.DataFrame], thr
             )
         )
     return models
+
+
+def model_specs(cfg: Settings, chosen: list[pd.DataFrame], thresholds: list[pd.DataFrame]):
+    """The brand's chosen models as picklable specs for Ray actors, which load them themselves."""
+    from creative_assets.execution.ray_detect import ModelSpec
+
+    by_object = _thresholds_by_model(thresholds)
+    specs = []
+    for df in chosen:
+        row = df.iloc[0]
+        if row["status"] != "model":
+            continue
+        classes = json.loads(str(row["classes"]))
+        th = by_object.get((row["object"], row["model_id"])) or dict.fromkeys(classes, cfg.thresholds.start)
+        specs.append(
+            ModelSpec(
+                str(row["object"]), str(row["model_id"]), str(row["backend"]), str(row["checkpoint"]), th,
+                tuple(classes),
+            )
+        )  # fmt: skip
+    return specs
 
 
 def _overlay_samples(root: DataRoot, detections: pd.DataFrame, limit: int = 3) -> str:
@@ -193,27 +219,52 @@ def detections(
     cfg = settings.load()
     root = settings.root()
     brand = context.partition_key
-    models = loaded_models(cfg, root, _brand_inputs(chosen_model), _brand_inputs(optimal_thresholds))
-    context.log.info(f"{brand}: {len(models)} models: {', '.join(m.object_name for m in models) or 'none'}")
+    chosen, thresholds = _brand_inputs(chosen_model), _brand_inputs(optimal_thresholds)
     items = work_items(creative_manifest, video_frames)
     out_dir = root.warehouse("detections", brand)
+    progress = stage_progress(context, f"{brand}: detection", "images")
     with partition_lock(out_dir, log=context.log.info):
-        run = run_detection(
-            root,
-            brand,
-            items,
-            models,
-            out_dir,
-            batch_size=cfg.detection.batch_size,
-            images_per_forward=cfg.detection.images_per_forward,
-            score_floor=cfg.detection.score_floor,
-            loader_workers=cfg.detection.loader_workers,
-            log=context.log.info,
-            progress=stage_progress(context, f"{brand}: detection", "images"),
-        )
+        if cfg.executor == "ray":
+            from creative_assets.execution.ray_detect import run_detection_ray
+
+            models = model_specs(cfg, chosen, thresholds)
+            context.log.info(
+                f"{brand}: {len(models)} models on Ray: {', '.join(m.object_name for m in models)}"
+            )
+            run = run_detection_ray(
+                root,
+                brand,
+                items,
+                models,
+                out_dir,
+                batch_size=cfg.detection.batch_size,
+                images_per_forward=cfg.detection.images_per_forward,
+                score_floor=cfg.detection.score_floor,
+                log=context.log.info,
+                progress=progress,
+            )
+        else:
+            models = loaded_models(cfg, root, chosen, thresholds)
+            context.log.info(
+                f"{brand}: {len(models)} models: {', '.join(m.object_name for m in models) or 'none'}"
+            )
+            run = run_detection(
+                root,
+                brand,
+                items,
+                models,
+                out_dir,
+                batch_size=cfg.detection.batch_size,
+                images_per_forward=cfg.detection.images_per_forward,
+                score_floor=cfg.detection.score_floor,
+                loader_workers=cfg.detection.loader_workers,
+                log=context.log.info,
+                progress=progress,
+            )
     errors_path = errors_folder(out_dir)
     table = read_table(out_dir)
     meta = {
+        "executor": cfg.executor,
         "models": ", ".join(f"{m.object_name}:{m.model_id}" for m in models) or "none",
         "images": run.images,
         "rows": len(table),

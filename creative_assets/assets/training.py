@@ -101,23 +101,37 @@ def grid_search(context: dg.AssetExecutionContext, settings: SettingsResource, c
         f"grid {brand}|{object_name}: {expected} trials, backend {backend.name}, {cfg.train.architecture}, "
         f"device {device}, profile {cfg.profile}, trials in {out_dir}"
     )
+    train_split = split_of(root.root, coco_datasets, "train")
+    valid_split = split_of(root.root, coco_datasets, "valid")
+    failed = None
     with partition_lock(out_dir, log=context.log.info):
-        result = run_grid(
-            backend,
-            split_of(root.root, coco_datasets, "train"),
-            split_of(root.root, coco_datasets, "valid"),
-            classes,
-            cfg,
-            out_dir,
-            progress=stage_progress(context, f"{brand}|{object_name}: grid", "iterations"),
-            log=context.log.info,
-        )
+        if cfg.executor == "ray":
+            from creative_assets.execution.ray_grid import run_grid_ray
+
+            result = run_grid_ray(
+                backend.name, train_split, valid_split, classes, cfg, out_dir, log=context.log.info
+            )
+            failed = result.errors
+            if result.trials.empty:
+                raise RuntimeError(f"every grid trial failed on Ray:\n{result.errors.to_string()}")
+        else:
+            result = run_grid(
+                backend,
+                train_split,
+                valid_split,
+                classes,
+                cfg,
+                out_dir,
+                progress=stage_progress(context, f"{brand}|{object_name}: grid", "iterations"),
+                log=context.log.info,
+            )
     trials = result.trials
     best = choose_best_trial(trials)
     long = long_accuracy(trials, cfg.confidences)
     meta = {
         "status": "ok",
         "profile": cfg.profile,
+        "executor": cfg.executor,
         "backend": backend.name,
         "architecture": cfg.train.architecture,
         "device": device,
@@ -147,6 +161,8 @@ def grid_search(context: dg.AssetExecutionContext, settings: SettingsResource, c
         "best_AP": float(best["AP"]),
         "best_AP50": float(best["AP50"]),
     }
+    if failed is not None and len(failed):
+        meta["failed_trials"] = preview(failed)
     yield dg.Output(trials, metadata=meta)
     yield dg.AssetCheckResult(
         check_name="grid_complete",

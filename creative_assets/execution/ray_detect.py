@@ -40,8 +40,8 @@ import pandas as pd
 from creative_assets.atomic import atomic_write_parquet, remove_stale_temporaries
 from creative_assets.detection.backend import Predictions
 
-# batch_detect keeps these helpers private; they are imported, not copied, so both executors write
-# byte-for-byte the same rows and parts.
+# batch_detect keeps these helpers private; they are imported, not copied, so both executors build the
+# same rows and commit the same parts.
 from creative_assets.detection.batch_detect import (
     ERROR_STAGE,
     Batch,
@@ -86,7 +86,7 @@ class ModelSpec:
 
 
 def as_model_spec(spec: ModelSpec | Sequence[Any]) -> ModelSpec:
-    """A ModelSpec from itself or a tuple (object_name, model_id, backend, checkpoint, thresholds[, classes])."""
+    """A ModelSpec from itself or from (object_name, model_id, backend, checkpoint, thresholds[, classes])."""
     if isinstance(spec, ModelSpec):
         return spec
     values = list(spec)
@@ -244,7 +244,7 @@ def _display(root: DataRoot, path: Path) -> str:
 
 def _commit_failure(
     root: DataRoot, brand: str, out_dir: Path, errors_dir: Path, batch: Batch, reason: str
-) -> pd.DataFrame:
+) -> None:
     """Save a failed batch as its errors part (no detections part, so the next run retries it)."""
     first, last = batch.creative_ids[0], batch.creative_ids[-1]
     row = {
@@ -256,7 +256,6 @@ def _commit_failure(
     }
     errors = DETECTION_ERRORS.conform(pd.DataFrame([row], columns=DETECTION_ERRORS.columns))
     atomic_write_parquet(part_path(errors_dir, batch.key), _arrow(errors, DETECTION_ERRORS.arrow_schema()))
-    return errors
 
 
 def _actor_plan(num_actors: int | None, batches: int) -> tuple[int, dict[str, float]]:
@@ -411,7 +410,9 @@ def run_detection_ray(
         for key, batch in by_key.items():
             stats = outcome.get(key)
             if stats is None:
-                _commit_failure(root, brand, out_dir, errors_dir, batch, "its Ray actor was lost")
+                _commit_failure(
+                    root, brand, out_dir, errors_dir, batch, "no result came back from Ray (actor lost)"
+                )
             elif bool(stats["failed"]):
                 _commit_failure(root, brand, out_dir, errors_dir, batch, str(stats["reason"]))
 

@@ -7,12 +7,12 @@ MAX_ITER × BATCH_SIZE_PER_IMAGE), the same backend training and `evaluate_detec
 therefore resume each other: a trial finished on disk is skipped, whichever executor made it.
 
 The Tune trials run `tune.grid_search` over the runs still to do, each with one GPU (or `gpus_per_trial` of
-one) when the cluster has GPUs, else one CPU (and one torch thread). Workers write the trial files straight
-into `out_dir`, so on a cluster of several machines the data root must be on storage every node mounts at
-the same path (NFS, a mounted bucket); Tune's own bookkeeping goes to `out_dir/ray_tune` and is removed at
-the end. A failing run is retried `max_failures` times (a retry trains only the trials still missing); a
-run that still fails becomes one error row per trial of it in `RayGridResult.errors`, and those trials are
-absent from the table.
+one) when the cluster has GPUs, else one CPU (and `train.cpu_threads` torch threads, default one). Workers
+write the trial files straight into `out_dir`, so on a cluster of several machines the data root must be on
+storage every node mounts at the same path (NFS, a mounted bucket); Tune's own bookkeeping goes to
+`out_dir/ray_tune` and is removed at the end. A failing run is retried `max_failures` times (a retry trains
+only the trials still missing); a run that still fails becomes one error row per missing trial of it in
+`RayGridResult.errors`, and those trials are absent from the table.
 """
 
 from __future__ import annotations

@@ -1,8 +1,10 @@
-"""The grid on Ray Tune: the same trials, files and table as run_grid, resume by trial files, failures as rows."""
+"""The grid on Ray Tune: the trials, files and table of run_grid, resume by trial files, failures as rows."""
 
 from __future__ import annotations
 
+import re
 import shutil
+import sys
 
 import pandas as pd
 import pytest
@@ -10,12 +12,10 @@ import torch
 
 from creative_assets.detection.grid import CHECKPOINT_FILE, RESULT_FILE, run_grid
 from creative_assets.detection.torchvision_backend import TorchvisionBackend
-from creative_assets.execution.ray_cluster import connect
+from creative_assets.execution.ray_cluster import connect, import_ray
 from creative_assets.execution.ray_grid import GRID_ERROR_COLUMNS, TUNE_FOLDER, run_grid_ray
 from creative_assets.settings import build_settings
 from creative_assets_tests.detection.test_coco_data import write_toy_coco
-
-ray = pytest.importorskip("ray", reason='Ray is not installed (pip install -e ".[ray]")')
 
 CLASSES = ["logo", "product"]
 TIMING_COLUMNS = ["train_seconds"]
@@ -23,7 +23,8 @@ TIMING_COLUMNS = ["train_seconds"]
 
 @pytest.fixture(scope="module")
 def ray_cluster():
-    """A local Ray of two CPUs for this module, shut down at its end."""
+    """A local Ray of two CPUs for this module, shut down at its end; its tests skip without Ray."""
+    ray = pytest.importorskip("ray", reason='Ray is not installed (pip install -e ".[ray]")')
     ray.init(address="local", num_cpus=2, include_dashboard=False)
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()
@@ -54,6 +55,12 @@ def grids(ray_cluster, tmp_path_factory):
         "torchvision", split, split, CLASSES, settings, root / "models/acme/ray", log=lines.append
     )
     return root, split, settings, local, on_ray, lines
+
+
+def test_missing_ray_is_an_import_error_naming_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # what `import ray` meets when Ray is not installed
+    with pytest.raises(ImportError, match=re.escape('pip install -e ".[ray]"')):
+        import_ray()
 
 
 def test_ray_grid_table_equals_the_local_table(grids):
