@@ -147,10 +147,11 @@ def work_items(manifest: pd.DataFrame, frames: pd.DataFrame) -> pd.DataFrame:
 
     parts = [p for p in (still_rows, frame_rows) if len(p)]
     out = pd.concat(parts, ignore_index=True) if parts else still_rows
-    return _sorted_items(out)
+    return sorted_items(out)
 
 
-def _sorted_items(items: pd.DataFrame) -> pd.DataFrame:
+def sorted_items(items: pd.DataFrame) -> pd.DataFrame:
+    """Work items in creative and frame order (the order batches are planned and detected in)."""
     missing = [c for c in WORK_ITEM_COLUMNS if c not in items.columns]
     if missing:
         raise KeyError(f"work items lack column(s) {', '.join(missing)}")
@@ -229,7 +230,7 @@ def errors_folder(out_dir: Path) -> Path:
     return out_dir.parent.parent / ERRORS_ASSET / out_dir.name
 
 
-class _BatchRows:
+class BatchRows:
     """Detections of one batch, kept as column arrays until the batch is committed."""
 
     def __init__(self, models: Sequence[LoadedModel], score_floor: float) -> None:
@@ -305,7 +306,8 @@ class _BatchRows:
         return DETECTIONS.conform(df)
 
 
-def _check_models(models: Sequence[LoadedModel]) -> None:
+def check_models(models: Sequence[LoadedModel]) -> None:
+    """Refuse models that would give ambiguous rows: a missing class threshold or one object twice."""
     names = [m.object_name for m in models]
     duplicated = sorted({n for n in names if names.count(n) > 1})
     if duplicated:
@@ -318,13 +320,14 @@ def _check_models(models: Sequence[LoadedModel]) -> None:
             )
 
 
-def _detect_chunk(
+def detect_chunk(
     chunk: list[DecodedImage],
     models: Sequence[LoadedModel],
     score_floor: float,
-    rows: _BatchRows,
+    rows: BatchRows,
     failed: list[DecodedImage],
 ) -> None:
+    """Every model's predictions on one decoded chunk of images, added to `rows`."""
     good = [d for d in chunk if d.image is not None]
     failed.extend(d for d in chunk if d.image is None)
     if not good:
@@ -341,7 +344,8 @@ def _detect_chunk(
             rows.add(decoded, index, pred)
 
 
-def _error_frame(failed: list[DecodedImage], items: pd.DataFrame, brand: str) -> pd.DataFrame:
+def error_frame(failed: list[DecodedImage], items: pd.DataFrame, brand: str) -> pd.DataFrame:
+    """Errors-table rows for images that could not be decoded."""
     paths = items["path"]
     rows = [
         {
@@ -356,23 +360,26 @@ def _error_frame(failed: list[DecodedImage], items: pd.DataFrame, brand: str) ->
     return DETECTION_ERRORS.conform(pd.DataFrame(rows, columns=DETECTION_ERRORS.columns))
 
 
-def _commit(
+def commit_batch(
     out_dir: Path, errors_dir: Path, key: str, detections: pd.DataFrame, errors: pd.DataFrame
 ) -> None:
+    """Commit a batch: its errors part first, then the detections part that marks it done."""
     # Errors first: the detections part marks the batch as done, so it must be the last file written.
     errors_part = part_path(errors_dir, key)
     if len(errors):
-        write_part(errors_part, _arrow(errors, DETECTION_ERRORS.arrow_schema()))
+        write_part(errors_part, to_arrow(errors, DETECTION_ERRORS.arrow_schema()))
     else:
         errors_part.unlink(missing_ok=True)
-    write_part(part_path(out_dir, key), _arrow(detections, DETECTIONS.arrow_schema()))
+    write_part(part_path(out_dir, key), to_arrow(detections, DETECTIONS.arrow_schema()))
 
 
-def _arrow(df: pd.DataFrame, schema: pa.Schema) -> pa.Table:
+def to_arrow(df: pd.DataFrame, schema: pa.Schema) -> pa.Table:
+    """A DataFrame as an Arrow table with the given schema."""
     return pa.Table.from_pandas(df, schema=schema, preserve_index=False)
 
 
-def _remove_stale_parts(folder: Path, keys: set[str]) -> int:
+def remove_stale_parts(folder: Path, keys: set[str]) -> int:
+    """Delete committed parts whose keys are not in `keys`; returns how many."""
     removed = 0
     for p in part_files(folder):
         if part_key(p) not in keys:
@@ -381,7 +388,8 @@ def _remove_stale_parts(folder: Path, keys: set[str]) -> int:
     return removed
 
 
-def _duration(seconds: float) -> str:
+def format_duration(seconds: float) -> str:
+    """Seconds as a short human duration (`1h02m`, `3m05s`, `12s`)."""
     seconds = int(round(seconds))
     if seconds >= 3600:
         return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
@@ -410,7 +418,7 @@ def run_detection(
     validate_brand(brand)
     if images_per_forward <= 0:
         raise ValueError(f"images_per_forward must be positive, got {images_per_forward}")
-    _check_models(models)
+    check_models(models)
     say = log or (lambda _message: None)
     out_dir = Path(out_dir)
     errors_dir = Path(errors_dir) if errors_dir is not None else errors_folder(out_dir)
@@ -418,7 +426,7 @@ def run_detection(
     errors_dir.mkdir(parents=True, exist_ok=True)
     temporaries = remove_stale_temporaries(out_dir) + remove_stale_temporaries(errors_dir)
 
-    items = _sorted_items(items)
+    items = sorted_items(items)
     other_brands = sorted(set(items["brand"].dropna()) - {brand})
     if other_brands:
         raise ValueError(f"work items of brand {brand!r} include other brands: {', '.join(other_brands)}")
@@ -449,22 +457,22 @@ def run_detection(
             image_chunks(dataset, (c for batch_chunks in chunks for c in batch_chunks), loader_workers)
         )
         for number, (batch, batch_chunks) in enumerate(zip(pending, chunks, strict=True), start=1):
-            rows = _BatchRows(models, score_floor)
+            rows = BatchRows(models, score_floor)
             failed: list[DecodedImage] = []
             for _ in batch_chunks:
                 chunk = next(decoded)
-                _detect_chunk(chunk, models, score_floor, rows, failed)
+                detect_chunk(chunk, models, score_floor, rows, failed)
                 done += len(chunk)
                 computed += len(chunk)
                 if progress is not None:
                     progress(done, total)
             detections = rows.frame(items, batch.key)
-            errors = _error_frame(failed, items, brand)
-            _commit(out_dir, errors_dir, batch.key, detections, errors)
+            errors = error_frame(failed, items, brand)
+            commit_batch(out_dir, errors_dir, batch.key, detections, errors)
             rows_written += len(detections)
             elapsed = time.perf_counter() - compute_started
             rate = computed / elapsed if elapsed > 0 else 0.0
-            eta = _duration((total - done) / rate) if rate > 0 else "?"
+            eta = format_duration((total - done) / rate) if rate > 0 else "?"
             say(
                 f"detections {brand}: batch {number}/{len(pending)} committed ({batch.images} images, "
                 f"{len(detections)} detections, {len(errors)} errors); {done}/{total} images, "
@@ -472,8 +480,8 @@ def run_detection(
             )
 
     keys = {b.key for b in batches}
-    removed = _remove_stale_parts(out_dir, keys)
-    _remove_stale_parts(errors_dir, keys)
+    removed = remove_stale_parts(out_dir, keys)
+    remove_stale_parts(errors_dir, keys)
     seconds = time.perf_counter() - started
     result = DetectionRun(
         batches=len(batches),
@@ -489,7 +497,7 @@ def run_detection(
         images_per_s=computed / seconds if seconds > 0 else 0.0,
     )
     say(
-        f"detections {brand}: done in {_duration(seconds)}; {result.parts_written} parts written, "
+        f"detections {brand}: done in {format_duration(seconds)}; {result.parts_written} parts written, "
         f"{result.parts_reused} reused, {removed} stale removed; {result.rows} detections, "
         f"{len(result.errors)} errors"
     )

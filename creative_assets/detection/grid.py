@@ -152,9 +152,10 @@ def _file_sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def _fingerprint(
+def trial_fingerprint(
     settings: Settings, params: TrialParams, classes: Sequence[str], train: CocoSplit, valid: CocoSplit
 ) -> str:
+    """A hash of everything a trial's result depends on: settings, params, classes and the split files."""
     what = {
         # how the work is scheduled or where it runs does not change what a trial means
         "train": settings.train.model_dump(mode="json", exclude={"share_grid_prefix", "device"}),
@@ -219,7 +220,8 @@ def evaluate_detector(
     return summary, long_rows
 
 
-def _read_result(path: Path, fingerprint: str) -> dict[str, Any] | None:
+def read_trial_result(path: Path, fingerprint: str) -> dict[str, Any] | None:
+    """A finished trial's result, or None when missing, unreadable or made under another fingerprint."""
     if not path.is_file():
         return None
     try:
@@ -231,7 +233,7 @@ def _read_result(path: Path, fingerprint: str) -> dict[str, Any] | None:
     return result
 
 
-def _groups(todo: list[TrialParams], share: bool) -> list[list[TrialParams]]:
+def training_groups(todo: list[TrialParams], share: bool) -> list[list[TrialParams]]:
     """Trials trained together: one run per BATCH_SIZE_PER_IMAGE when sharing, else one run each."""
     if not share:
         return [[p] for p in todo]
@@ -241,7 +243,8 @@ def _groups(todo: list[TrialParams], share: bool) -> list[list[TrialParams]]:
     return [sorted(g, key=lambda p: p.max_iter) for _, g in sorted(by_bspi.items())]
 
 
-def _frame(rows: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
+def trials_frame(rows: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
+    """Trial rows as a DataFrame with the grid table's columns and stable dtypes."""
     df = pd.DataFrame(rows, columns=columns)
     dtypes: dict[str, Any] = {}
     for col in columns:
@@ -255,7 +258,7 @@ def _frame(rows: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
 
 
 @dataclass
-class _Run:
+class TrainingRun:
     """One training run of the grid: its trials share it when there is more than one."""
 
     trials: list[TrialParams]
@@ -281,9 +284,9 @@ class _Run:
         return [p.max_iter for p in self.trials[:-1]]
 
 
-def _finish_trial(
+def finish_trial(
     backend: DetectorBackend,
-    run: _Run,
+    run: TrainingRun,
     p: TrialParams,
     valid: CocoSplit,
     gt: GroundTruth,
@@ -364,10 +367,10 @@ def _train_in_processes(
     train: CocoSplit,
     classes: list[str],
     settings: TrainSettings,
-    runs: list[_Run],
+    runs: list[TrainingRun],
     workers: int,
     on_progress: Callable[[dict[str, float]], None],
-    on_done: Callable[[_Run], None],
+    on_done: Callable[[TrainingRun], None],
 ) -> None:
     """Train `runs` in up to `workers` spawned processes; `on_done` runs here as each one finishes."""
     ctx = multiprocessing.get_context("spawn")
@@ -433,12 +436,12 @@ def run_grid(
     all_params = [
         TrialParams(m, b) for b in settings.grid.batch_size_per_image for m in settings.grid.max_iter
     ]
-    fingerprints = {p.key: _fingerprint(settings, p, classes, train, valid) for p in all_params}
+    fingerprints = {p.key: trial_fingerprint(settings, p, classes, train, valid) for p in all_params}
     results: dict[str, dict[str, Any]] = {}
     todo: list[TrialParams] = []
     for p in all_params:
         remove_stale_temporaries(trials_dir / p.key)
-        found = _read_result(trials_dir / p.key / RESULT_FILE, fingerprints[p.key])
+        found = read_trial_result(trials_dir / p.key / RESULT_FILE, fingerprints[p.key])
         if found is not None and (trials_dir / p.key / CHECKPOINT_FILE).is_file():
             results[p.key] = found
             say(f"trial {p.key}: finished earlier, skipped")
@@ -446,23 +449,23 @@ def run_grid(
             todo.append(p)
 
     share = settings.train.share_grid_prefix and bool(getattr(backend, "prefix_stable", False))
-    runs = [_Run(trials=group, runs_dir=out_dir / "runs") for group in _groups(todo, share)]
+    runs = [TrainingRun(trials=group, runs_dir=out_dir / "runs") for group in training_groups(todo, share)]
     total = sum(r.top.max_iter for r in runs)
 
     def report(info: dict[str, float]) -> None:
         if progress is not None:
             progress(sum(r.done for r in runs), total, info)
 
-    def announce(run: _Run) -> None:
+    def announce(run: TrainingRun) -> None:
         if run.snapshots:
             say(f"run {run.name}: training to {run.top.max_iter} iterations, snapshots at {run.snapshots}")
         else:
             say(f"trial {run.top.key}: training")
 
-    def finish(run: _Run) -> None:
+    def finish(run: TrainingRun) -> None:
         assert run.result is not None
         for p in run.trials:
-            results[p.key] = _finish_trial(
+            results[p.key] = finish_trial(
                 backend, run, p, valid, gt, classes, settings, trials_dir, fingerprints
             )
             row = results[p.key]["row"]
@@ -485,7 +488,7 @@ def run_grid(
         for run in runs:
             announce(run)
 
-            def run_progress(done: int, _total: int, info: dict[str, float], run: _Run = run) -> None:
+            def run_progress(done: int, _total: int, info: dict[str, float], run: TrainingRun = run) -> None:
                 run.done = done
                 report(info)
 
@@ -501,6 +504,6 @@ def run_grid(
             finish(run)
 
     ordered = [results[p.key] for p in all_params]
-    trials = _frame([r["row"] for r in ordered], trial_columns(settings.confidences))
-    long = _frame([x for r in ordered for x in r["long"]], LONG_COLUMNS)
+    trials = trials_frame([r["row"] for r in ordered], trial_columns(settings.confidences))
+    long = trials_frame([x for r in ordered for x in r["long"]], LONG_COLUMNS)
     return GridResult(trials=trials, long=long)

@@ -45,20 +45,20 @@ from creative_assets.detection.backend import Predictions
 from creative_assets.detection.batch_detect import (
     ERROR_STAGE,
     Batch,
+    BatchRows,
     DetectionRun,
     LoadedModel,
-    _arrow,
-    _BatchRows,
-    _check_models,
-    _commit,
-    _detect_chunk,
-    _duration,
-    _error_frame,
-    _remove_stale_parts,
-    _sorted_items,
+    check_models,
+    commit_batch,
+    detect_chunk,
+    error_frame,
     errors_folder,
+    format_duration,
     model_fingerprint,
     plan_batches,
+    remove_stale_parts,
+    sorted_items,
+    to_arrow,
 )
 from creative_assets.detection.image_loader import DecodedImage, decode_image
 from creative_assets.detection.registry import get_backend
@@ -219,7 +219,7 @@ class DetectionWorker:
         def decode(chunk: range) -> list[DecodedImage]:
             return [decode_image(job.root, paths[i], i) for i in chunk]
 
-        rows = _BatchRows(self.models, job.score_floor)
+        rows = BatchRows(self.models, job.score_floor)
         failed: list[DecodedImage] = []
         # same chunks as run_detection, so the models see the same forward batches and give the same boxes
         with ThreadPoolExecutor(max_workers=1) as pool:
@@ -228,10 +228,10 @@ class DetectionWorker:
                 decoded = pending.result()
                 if i + 1 < len(chunks):
                     pending = pool.submit(decode, chunks[i + 1])
-                _detect_chunk(decoded, self.models, job.score_floor, rows, failed)
+                detect_chunk(decoded, self.models, job.score_floor, rows, failed)
         detections = rows.frame(items, key)
-        errors = _error_frame(failed, items, job.brand)
-        _commit(job.out_dir, job.errors_dir, key, detections, errors)
+        errors = error_frame(failed, items, job.brand)
+        commit_batch(job.out_dir, job.errors_dir, key, detections, errors)
         return len(detections), len(errors)
 
 
@@ -255,7 +255,7 @@ def _commit_failure(
         "reason": f"batch of {batch.images} images ({first} … {last}) failed: {reason}",
     }
     errors = DETECTION_ERRORS.conform(pd.DataFrame([row], columns=DETECTION_ERRORS.columns))
-    atomic_write_parquet(part_path(errors_dir, batch.key), _arrow(errors, DETECTION_ERRORS.arrow_schema()))
+    atomic_write_parquet(part_path(errors_dir, batch.key), to_arrow(errors, DETECTION_ERRORS.arrow_schema()))
 
 
 def _actor_plan(num_actors: int | None, batches: int) -> tuple[int, dict[str, float]]:
@@ -341,14 +341,14 @@ def run_detection_ray(
         # a checkpoint outside the data root fails here, before any actor starts
         checkpoint_path(root, spec.checkpoint)
     described = [_describe(root, s) for s in specs]
-    _check_models(described)
+    check_models(described)
     out_dir = Path(out_dir).resolve()
     errors_dir = Path(errors_dir).resolve() if errors_dir is not None else errors_folder(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     errors_dir.mkdir(parents=True, exist_ok=True)
     temporaries = remove_stale_temporaries(out_dir) + remove_stale_temporaries(errors_dir)
 
-    items = _sorted_items(items)
+    items = sorted_items(items)
     other_brands = sorted(set(items["brand"].dropna()) - {brand})
     if other_brands:
         raise ValueError(f"work items of brand {brand!r} include other brands: {', '.join(other_brands)}")
@@ -401,7 +401,7 @@ def run_detection_ray(
                 rows_written += int(stats["detections"])
                 elapsed = time.perf_counter() - compute_started
                 rate = computed / elapsed if elapsed > 0 else 0.0
-                eta = _duration((total - done) / rate) if rate > 0 else "?"
+                eta = format_duration((total - done) / rate) if rate > 0 else "?"
                 say(
                     f"detections {brand}: batch {len(outcome)}/{len(pending)} committed ({images} images, "
                     f"{int(stats['detections'])} detections, {int(stats['errors'])} errors); "
@@ -417,8 +417,8 @@ def run_detection_ray(
                 _commit_failure(root, brand, out_dir, errors_dir, batch, str(stats["reason"]))
 
     keys = {b.key for b in batches}
-    removed = _remove_stale_parts(out_dir, keys)
-    _remove_stale_parts(errors_dir, keys)
+    removed = remove_stale_parts(out_dir, keys)
+    remove_stale_parts(errors_dir, keys)
     seconds = time.perf_counter() - started
     result = DetectionRun(
         batches=len(batches),
@@ -434,7 +434,7 @@ def run_detection_ray(
         images_per_s=computed / seconds if seconds > 0 else 0.0,
     )
     say(
-        f"detections {brand}: done in {_duration(seconds)}; {result.parts_written} parts written, "
+        f"detections {brand}: done in {format_duration(seconds)}; {result.parts_written} parts written, "
         f"{result.parts_reused} reused, {removed} stale removed, {len(pending) - written} failed; "
         f"{result.rows} detections, {len(result.errors)} errors"
     )

@@ -37,13 +37,13 @@ from creative_assets.detection.grid import (
     RESULT_FILE,
     GridResult,
     LogFn,
-    _fingerprint,
-    _finish_trial,
-    _frame,
-    _groups,
-    _read_result,
-    _Run,
+    TrainingRun,
+    finish_trial,
+    read_trial_result,
+    training_groups,
     trial_columns,
+    trial_fingerprint,
+    trials_frame,
 )
 from creative_assets.detection.registry import get_backend
 from creative_assets.execution.ray_cluster import cluster_gpus, connect, import_ray
@@ -87,12 +87,12 @@ def _backend(backend_name: str, settings: Settings) -> DetectorBackend:
 
 def _run_name(trials: Sequence[TrialParams]) -> str:
     """The run's folder name in grid.py: `roi<b>_it<n>` when shared, the trial key when alone."""
-    return _Run(trials=list(trials), runs_dir=Path()).run_dir.name
+    return TrainingRun(trials=list(trials), runs_dir=Path()).run_dir.name
 
 
 def _finished(trials_dir: Path, p: TrialParams, fingerprint: str) -> dict[str, Any] | None:
     """The trial's saved result when it finished with these settings and data (as in run_grid)."""
-    found = _read_result(trials_dir / p.key / RESULT_FILE, fingerprint)
+    found = read_trial_result(trials_dir / p.key / RESULT_FILE, fingerprint)
     return found if found is not None and (trials_dir / p.key / CHECKPOINT_FILE).is_file() else None
 
 
@@ -112,12 +112,12 @@ def _train_run(config: dict[str, Any], job: _GridJob) -> None:
     if missing:
         backend = _backend(job.backend_name, job.settings)
         gt = load_ground_truth(job.valid.json_path)
-        run = _Run(trials=missing, runs_dir=job.out_dir / "runs")
+        run = TrainingRun(trials=missing, runs_dir=job.out_dir / "runs")
         run.result = backend.train(
             job.train, job.classes, run.top, job.settings.train, run.run_dir, snapshot_iters=run.snapshots
         )
         for p in missing:
-            _finish_trial(
+            finish_trial(
                 backend, run, p, job.valid, gt, job.classes, job.settings, trials_dir, job.fingerprints
             )
         shutil.rmtree(run.run_dir, ignore_errors=True)
@@ -176,7 +176,7 @@ def run_grid_ray(
     all_params = [
         TrialParams(m, b) for b in settings.grid.batch_size_per_image for m in settings.grid.max_iter
     ]
-    fingerprints = {p.key: _fingerprint(settings, p, classes, train, valid) for p in all_params}
+    fingerprints = {p.key: trial_fingerprint(settings, p, classes, train, valid) for p in all_params}
     todo: list[TrialParams] = []
     for p in all_params:
         remove_stale_temporaries(trials_dir / p.key)
@@ -187,7 +187,7 @@ def run_grid_ray(
 
     backend = _backend(backend_name, settings)
     share = settings.train.share_grid_prefix and bool(getattr(backend, "prefix_stable", False))
-    groups = _groups(todo, share)
+    groups = training_groups(todo, share)
     runs = {_run_name(g): [(p.max_iter, p.batch_size_per_image) for p in g] for g in groups}
     errors: list[dict[str, str]] = []
     if runs:
@@ -217,8 +217,8 @@ def run_grid_ray(
     ordered = [results[p.key] for p in all_params if p.key in results]
     position = {p.key: i for i, p in enumerate(all_params)}
     return RayGridResult(
-        trials=_frame([r["row"] for r in ordered], trial_columns(settings.confidences)),
-        long=_frame([x for r in ordered for x in r["long"]], LONG_COLUMNS),
+        trials=trials_frame([r["row"] for r in ordered], trial_columns(settings.confidences)),
+        long=trials_frame([x for r in ordered for x in r["long"]], LONG_COLUMNS),
         errors=_error_frame(sorted(errors, key=lambda row: position[row["trial"]])),
     )
 
