@@ -7,11 +7,13 @@ hyper-parameter names (detectron2's) so a grid means the same thing on either.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+import torch
 
 from creative_assets.settings import TrainSettings
 
@@ -94,3 +96,24 @@ class DetectorBackend(Protocol):
     def load(self, checkpoint: Path, device: str | None = None) -> Detector:
         """Load a checkpoint this backend saved (`torch.load(weights_only=True)`)."""
         ...
+
+
+def autocast_on_cuda(device: str, enabled: bool) -> AbstractContextManager:
+    """fp16 autocast on CUDA when enabled; a no-op elsewhere (CPU inference stays fp32)."""
+    if enabled and device == "cuda":
+        return torch.autocast(device_type="cuda", dtype=torch.float16)
+    return nullcontext()
+
+
+def as_bgr(image: np.ndarray) -> np.ndarray:
+    """A uint8 (H, W, 3) BGR view of a grey, BGR or BGRA image; ValueError for anything else."""
+    image = np.asarray(image)
+    if image.dtype != np.uint8:
+        raise ValueError(f"images must be uint8, got {image.dtype}")
+    if image.ndim == 2:
+        return np.repeat(image[:, :, None], 3, axis=2)
+    if image.ndim == 3 and image.shape[2] == 4:
+        return image[:, :, :3]
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"images must be (H, W, 3) BGR, got shape {image.shape}")
+    return image

@@ -398,6 +398,55 @@ def format_duration(seconds: float) -> str:
     return f"{seconds}s"
 
 
+@dataclass
+class RunPlan:
+    """What a detection run has to do: its folders, the batches, and which of them are not committed yet."""
+
+    out_dir: Path
+    errors_dir: Path
+    temporaries: int  # left by a killed run, removed
+    items: pd.DataFrame
+    batches: list[Batch]
+    pending: list[Batch]
+    total: int  # images in all batches
+    done: int  # images in committed batches
+
+    def summary(self, brand: str, models: int) -> str:
+        """One log line describing the plan."""
+        return (
+            f"detections {brand}: {len(self.batches)} batches ({len(self.batches) - len(self.pending)} already "
+            f"committed, {len(self.pending)} to run), {self.total} images, {models} models"
+        )
+
+
+def plan_run(
+    brand: str, items: pd.DataFrame, out_dir: Path, errors_dir: Path | None, batch_size: int, fingerprint: str
+) -> RunPlan:
+    """Prepare the folders (clearing a killed run's temporaries) and plan the batches still to run."""
+    out_dir = Path(out_dir).resolve()
+    errors_dir = Path(errors_dir).resolve() if errors_dir is not None else errors_folder(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    errors_dir.mkdir(parents=True, exist_ok=True)
+    temporaries = remove_stale_temporaries(out_dir) + remove_stale_temporaries(errors_dir)
+    items = sorted_items(items)
+    other_brands = sorted(set(items["brand"].dropna()) - {brand})
+    if other_brands:
+        raise ValueError(f"work items of brand {brand!r} include other brands: {', '.join(other_brands)}")
+    batches = plan_batches(items, batch_size, fingerprint)
+    pending = [b for b in batches if not part_path(out_dir, b.key).is_file()]
+    total = len(items)
+    return RunPlan(
+        out_dir,
+        errors_dir,
+        temporaries,
+        items,
+        batches,
+        pending,
+        total,
+        total - sum(b.images for b in pending),
+    )
+
+
 def run_detection(
     root: DataRoot,
     brand: str,
@@ -420,24 +469,16 @@ def run_detection(
         raise ValueError(f"images_per_forward must be positive, got {images_per_forward}")
     check_models(models)
     say = log or (lambda _message: None)
-    out_dir = Path(out_dir)
-    errors_dir = Path(errors_dir) if errors_dir is not None else errors_folder(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    errors_dir.mkdir(parents=True, exist_ok=True)
-    temporaries = remove_stale_temporaries(out_dir) + remove_stale_temporaries(errors_dir)
-
-    items = sorted_items(items)
-    other_brands = sorted(set(items["brand"].dropna()) - {brand})
-    if other_brands:
-        raise ValueError(f"work items of brand {brand!r} include other brands: {', '.join(other_brands)}")
-    batches = plan_batches(items, batch_size, model_fingerprint(models, score_floor))
-    pending = [b for b in batches if not part_path(out_dir, b.key).is_file()]
-    total = len(items)
-    done = total - sum(b.images for b in pending)
-    say(
-        f"detections {brand}: {len(batches)} batches ({len(batches) - len(pending)} already committed, "
-        f"{len(pending)} to run), {total} images, {len(models)} models"
+    plan = plan_run(brand, items, out_dir, errors_dir, batch_size, model_fingerprint(models, score_floor))
+    out_dir, errors_dir, items, batches, pending = (
+        plan.out_dir,
+        plan.errors_dir,
+        plan.items,
+        plan.batches,
+        plan.pending,
     )
+    temporaries, total, done = plan.temporaries, plan.total, plan.done
+    say(plan.summary(brand, len(models)))
     if progress is not None:
         progress(done, total)
 

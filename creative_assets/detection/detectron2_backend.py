@@ -28,7 +28,6 @@ import importlib.util
 import json
 import time
 from collections.abc import Sequence
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +50,15 @@ from creative_assets.detection.architectures import (
     WeightsUnavailableError,
     load_initial_weights,
 )
-from creative_assets.detection.backend import CocoSplit, Predictions, ProgressFn, TrainResult, TrialParams
+from creative_assets.detection.backend import (
+    CocoSplit,
+    Predictions,
+    ProgressFn,
+    TrainResult,
+    TrialParams,
+    as_bgr,
+    autocast_on_cuda,
+)
 from creative_assets.detection.registry import resolve_device
 from creative_assets.detection.solver import warmup_multistep_factor
 from creative_assets.detection.torchvision_backend import checkpoint_name, seed_everything
@@ -333,27 +340,6 @@ class CreativeAssetsTrainer(DefaultTrainer):
         return [h for h in super().build_hooks() if not isinstance(h, hooks.PeriodicCheckpointer)]
 
 
-def _autocast(device: str, enabled: bool) -> Any:
-    return (
-        torch.autocast(device_type="cuda", dtype=torch.float16)
-        if enabled and device == "cuda"
-        else nullcontext()
-    )
-
-
-def _as_bgr(image: np.ndarray) -> np.ndarray:
-    image = np.asarray(image)
-    if image.dtype != np.uint8:
-        raise ValueError(f"images must be uint8, got {image.dtype}")
-    if image.ndim == 2:
-        return np.repeat(image[:, :, None], 3, axis=2)
-    if image.ndim == 3 and image.shape[2] == 4:
-        return image[:, :, :3]
-    if image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"images must be (H, W, 3) BGR, got shape {image.shape}")
-    return image
-
-
 def _predictions(instances: Any, score_floor: float) -> Predictions:
     keep = instances.scores >= score_floor
     return Predictions(
@@ -390,7 +376,7 @@ class Detectron2Detector:
 
     def model_input(self, image: np.ndarray) -> dict[str, Any]:
         """One image as the model's input dict: resized, in INPUT.FORMAT, with its original height and width."""
-        image = _as_bgr(image)
+        image = as_bgr(image)
         if self.cfg.INPUT.FORMAT == "RGB":
             image = image[:, :, ::-1]
         height, width = image.shape[:2]
@@ -403,7 +389,7 @@ class Detectron2Detector:
         if len(images) == 0:
             return []
         inputs = [self.model_input(image) for image in images]
-        with torch.inference_mode(), _autocast(self.device, self.amp):
+        with torch.inference_mode(), autocast_on_cuda(self.device, self.amp):
             outputs = self.model(inputs)
         return [_predictions(out["instances"], score_floor) for out in outputs]
 

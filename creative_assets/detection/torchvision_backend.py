@@ -15,7 +15,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,8 @@ from creative_assets.detection.backend import (
     ProgressFn,
     TrainResult,
     TrialParams,
+    as_bgr,
+    autocast_on_cuda,
 )
 from creative_assets.detection.coco_data import (
     CocoDetectionDataset,
@@ -98,27 +100,6 @@ def _read_initial_state(path: Path) -> dict[str, torch.Tensor]:
     return loaded
 
 
-def _autocast(device: str, enabled: bool) -> Any:
-    return (
-        torch.autocast(device_type="cuda", dtype=torch.float16)
-        if enabled and device == "cuda"
-        else nullcontext()
-    )
-
-
-def _as_bgr(image: np.ndarray) -> np.ndarray:
-    image = np.asarray(image)
-    if image.dtype != np.uint8:
-        raise ValueError(f"images must be uint8, got {image.dtype}")
-    if image.ndim == 2:
-        return np.repeat(image[:, :, None], 3, axis=2)
-    if image.ndim == 3 and image.shape[2] == 4:
-        return image[:, :, :3]
-    if image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"images must be (H, W, 3) BGR, got shape {image.shape}")
-    return image
-
-
 class TorchvisionDetector:
     """A trained torchvision Faster R-CNN in eval mode; `predict` takes BGR uint8 images of any size."""
 
@@ -149,10 +130,10 @@ class TorchvisionDetector:
             return []
         tensors = []
         for image in images:
-            rgb = np.ascontiguousarray(_as_bgr(image)[:, :, ::-1])
+            rgb = np.ascontiguousarray(as_bgr(image)[:, :, ::-1])
             t = torch.from_numpy(rgb).to(self.device, non_blocking=True)
             tensors.append(t.permute(2, 0, 1).float().div_(255.0))
-        with torch_threads(self.cpu_threads), torch.inference_mode(), _autocast(self.device, self.amp):
+        with torch_threads(self.cpu_threads), torch.inference_mode(), autocast_on_cuda(self.device, self.amp):
             outputs = self.model(tensors)
         results = []
         for out in outputs:
@@ -277,7 +258,7 @@ class TorchvisionBackend:
             batch = next(batches)
             images = [image.to(device, non_blocking=True) for image, _ in batch]
             targets = [{k: v.to(device, non_blocking=True) for k, v in t.items()} for _, t in batch]
-            with _autocast(device, use_amp):
+            with autocast_on_cuda(device, use_amp):
                 loss_parts = model(images, targets)
                 loss = sum(loss_parts.values())
             if not torch.isfinite(loss.detach()):

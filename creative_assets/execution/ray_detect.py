@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from creative_assets.atomic import atomic_write_parquet, remove_stale_temporaries
+from creative_assets.atomic import atomic_write_parquet
 from creative_assets.detection.backend import Predictions
 
 # batch_detect keeps these helpers private; they are imported, not copied, so both executors build the
@@ -52,12 +52,10 @@ from creative_assets.detection.batch_detect import (
     commit_batch,
     detect_chunk,
     error_frame,
-    errors_folder,
     format_duration,
     model_fingerprint,
-    plan_batches,
+    plan_run,
     remove_stale_parts,
-    sorted_items,
     to_arrow,
 )
 from creative_assets.detection.image_loader import DecodedImage, decode_image
@@ -342,24 +340,16 @@ def run_detection_ray(
         checkpoint_path(root, spec.checkpoint)
     described = [_describe(root, s) for s in specs]
     check_models(described)
-    out_dir = Path(out_dir).resolve()
-    errors_dir = Path(errors_dir).resolve() if errors_dir is not None else errors_folder(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    errors_dir.mkdir(parents=True, exist_ok=True)
-    temporaries = remove_stale_temporaries(out_dir) + remove_stale_temporaries(errors_dir)
-
-    items = sorted_items(items)
-    other_brands = sorted(set(items["brand"].dropna()) - {brand})
-    if other_brands:
-        raise ValueError(f"work items of brand {brand!r} include other brands: {', '.join(other_brands)}")
-    batches = plan_batches(items, batch_size, model_fingerprint(described, score_floor))
-    pending = [b for b in batches if not part_path(out_dir, b.key).is_file()]
-    total = len(items)
-    done = total - sum(b.images for b in pending)
-    say(
-        f"detections {brand}: {len(batches)} batches ({len(batches) - len(pending)} already committed, "
-        f"{len(pending)} to run), {total} images, {len(specs)} models"
+    plan = plan_run(brand, items, out_dir, errors_dir, batch_size, model_fingerprint(described, score_floor))
+    out_dir, errors_dir, items, batches, pending = (
+        plan.out_dir,
+        plan.errors_dir,
+        plan.items,
+        plan.batches,
+        plan.pending,
     )
+    temporaries, total, done = plan.temporaries, plan.total, plan.done
+    say(plan.summary(brand, len(specs)))
     if progress is not None:
         progress(done, total)
 
