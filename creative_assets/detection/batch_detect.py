@@ -418,6 +418,26 @@ class RunPlan:
             f"committed, {len(self.pending)} to run), {self.total} images, {models} models"
         )
 
+    def finish(self, written: int, rows_written: int, images: int, started: float) -> DetectionRun:
+        """Remove parts of batches no longer planned (only now, with every current batch committed)."""
+        keys = {b.key for b in self.batches}
+        removed = remove_stale_parts(self.out_dir, keys)
+        remove_stale_parts(self.errors_dir, keys)
+        seconds = time.perf_counter() - started
+        return DetectionRun(
+            batches=len(self.batches),
+            parts_written=written,
+            parts_reused=len(self.batches) - len(self.pending),
+            parts_removed=removed,
+            temporaries_removed=self.temporaries,
+            rows=count_rows(self.out_dir),
+            rows_written=rows_written,
+            errors=read_detection_errors(self.errors_dir),
+            images=images,
+            seconds=seconds,
+            images_per_s=images / seconds if seconds > 0 else 0.0,
+        )
+
 
 def plan_run(
     brand: str, items: pd.DataFrame, out_dir: Path, errors_dir: Path | None, batch_size: int, fingerprint: str
@@ -470,14 +490,8 @@ def run_detection(
     check_models(models)
     say = log or (lambda _message: None)
     plan = plan_run(brand, items, out_dir, errors_dir, batch_size, model_fingerprint(models, score_floor))
-    out_dir, errors_dir, items, batches, pending = (
-        plan.out_dir,
-        plan.errors_dir,
-        plan.items,
-        plan.batches,
-        plan.pending,
-    )
-    temporaries, total, done = plan.temporaries, plan.total, plan.done
+    out_dir, errors_dir, items, pending = plan.out_dir, plan.errors_dir, plan.items, plan.pending
+    total, done = plan.total, plan.done
     say(plan.summary(brand, len(models)))
     if progress is not None:
         progress(done, total)
@@ -520,26 +534,10 @@ def run_detection(
                 f"{rate:.1f} images/s, ETA {eta}"
             )
 
-    keys = {b.key for b in batches}
-    removed = remove_stale_parts(out_dir, keys)
-    remove_stale_parts(errors_dir, keys)
-    seconds = time.perf_counter() - started
-    result = DetectionRun(
-        batches=len(batches),
-        parts_written=len(pending),
-        parts_reused=len(batches) - len(pending),
-        parts_removed=removed,
-        temporaries_removed=temporaries,
-        rows=count_rows(out_dir),
-        rows_written=rows_written,
-        errors=read_detection_errors(errors_dir),
-        images=computed,
-        seconds=seconds,
-        images_per_s=computed / seconds if seconds > 0 else 0.0,
-    )
+    result = plan.finish(written=len(pending), rows_written=rows_written, images=computed, started=started)
     say(
-        f"detections {brand}: done in {format_duration(seconds)}; {result.parts_written} parts written, "
-        f"{result.parts_reused} reused, {removed} stale removed; {result.rows} detections, "
+        f"detections {brand}: done in {format_duration(result.seconds)}; {result.parts_written} parts written, "
+        f"{result.parts_reused} reused, {result.parts_removed} stale removed; {result.rows} detections, "
         f"{len(result.errors)} errors"
     )
     return result

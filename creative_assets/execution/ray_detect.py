@@ -55,7 +55,6 @@ from creative_assets.detection.batch_detect import (
     format_duration,
     model_fingerprint,
     plan_run,
-    remove_stale_parts,
     to_arrow,
 )
 from creative_assets.detection.image_loader import DecodedImage, decode_image
@@ -64,7 +63,7 @@ from creative_assets.execution.ray_cluster import cluster_cpus, cluster_gpus, co
 from creative_assets.layout import DataRoot, PathEscapeError
 from creative_assets.settings import TrainSettings, validate_brand
 from creative_assets.tables.schemas import DETECTION_ERRORS
-from creative_assets.tables.warehouse import count_rows, part_path, read_detection_errors
+from creative_assets.tables.warehouse import part_path
 
 DEFAULT_MAX_RETRIES = 2
 STAT_COLUMNS = ["key", "images", "detections", "errors", "failed", "reason", "attempts"]
@@ -341,14 +340,8 @@ def run_detection_ray(
     described = [_describe(root, s) for s in specs]
     check_models(described)
     plan = plan_run(brand, items, out_dir, errors_dir, batch_size, model_fingerprint(described, score_floor))
-    out_dir, errors_dir, items, batches, pending = (
-        plan.out_dir,
-        plan.errors_dir,
-        plan.items,
-        plan.batches,
-        plan.pending,
-    )
-    temporaries, total, done = plan.temporaries, plan.total, plan.done
+    out_dir, errors_dir, items, pending = plan.out_dir, plan.errors_dir, plan.items, plan.pending
+    total, done = plan.total, plan.done
     say(plan.summary(brand, len(specs)))
     if progress is not None:
         progress(done, total)
@@ -406,26 +399,10 @@ def run_detection_ray(
             elif bool(stats["failed"]):
                 _commit_failure(root, brand, out_dir, errors_dir, batch, str(stats["reason"]))
 
-    keys = {b.key for b in batches}
-    removed = remove_stale_parts(out_dir, keys)
-    remove_stale_parts(errors_dir, keys)
-    seconds = time.perf_counter() - started
-    result = DetectionRun(
-        batches=len(batches),
-        parts_written=written,
-        parts_reused=len(batches) - len(pending),
-        parts_removed=removed,
-        temporaries_removed=temporaries,
-        rows=count_rows(out_dir),
-        rows_written=rows_written,
-        errors=read_detection_errors(errors_dir),
-        images=computed,
-        seconds=seconds,
-        images_per_s=computed / seconds if seconds > 0 else 0.0,
-    )
+    result = plan.finish(written=written, rows_written=rows_written, images=computed, started=started)
     say(
-        f"detections {brand}: done in {format_duration(seconds)}; {result.parts_written} parts written, "
-        f"{result.parts_reused} reused, {removed} stale removed, {len(pending) - written} failed; "
+        f"detections {brand}: done in {format_duration(result.seconds)}; {result.parts_written} parts written, "
+        f"{result.parts_reused} reused, {result.parts_removed} stale removed, {len(pending) - written} failed; "
         f"{result.rows} detections, {len(result.errors)} errors"
     )
     return result
