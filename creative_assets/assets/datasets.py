@@ -1,5 +1,8 @@
 """Datasets: resolved labels per brand, and validated train/valid/test COCO files per brand × object."""
 
+import json
+
+import cv2
 import dagster as dg
 import numpy as np
 import pandas as pd
@@ -8,6 +11,7 @@ from creative_assets.assets.metadata import error_metadata, preview, write_error
 from creative_assets.labels.coco_splits import build_coco_datasets, dataset_fingerprint
 from creative_assets.labels.detectron2_catalog import detectron2_available, register_splits
 from creative_assets.labels.resolve import ANNOTATION_COLUMNS, LABEL_IMAGE_COLUMNS, build_label_set
+from creative_assets.layout import DataRoot
 from creative_assets.partitions import brand_object_partitions, brand_partitions, split_partition_key
 from creative_assets.reporting.plots import image_grid, markdown_image
 from creative_assets.resources.settings_resource import SettingsResource
@@ -87,11 +91,8 @@ def _pooled_rows(
     return pd.concat(frames, ignore_index=True)
 
 
-def _sample_grid(root, json_path: str, limit: int = 8) -> str | None:
-    import json
-
-    import cv2
-
+def _sample_grid(root: DataRoot, json_path: str, limit: int = 8) -> str | None:
+    """Up to `limit` training images with their boxes drawn, as markdown for the UI."""
     coco = json.loads((root.root / json_path).read_text(encoding="utf-8"))
     by_image: dict[int, list] = {}
     for ann in coco["annotations"]:

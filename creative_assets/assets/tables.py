@@ -9,7 +9,7 @@ from creative_assets.resources.settings_resource import SettingsResource
 from creative_assets.resources.warehouse_io_manager import TableRef
 from creative_assets.tables.features import creative_features as build_creative_features
 from creative_assets.tables.mmm import load_impressions, weekly_panel
-from creative_assets.tables.schemas import DETECTION_COLUMNS, check_schema, feature_schema
+from creative_assets.tables.schemas import check_schema, feature_schema
 from creative_assets.tables.warehouse import read_table
 
 OWNERS = ["team:marketing-science"]
@@ -110,6 +110,3 @@ def mmm_features(
             "preview": preview(panel.panel),
         },
     )
-
-
-__all__ = ["DETECTION_COLUMNS", "creative_features", "mmm_features"]
