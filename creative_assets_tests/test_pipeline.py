@@ -130,3 +130,32 @@ def test_ray_executor_recomputes_a_lost_trial_and_batch_identically(
     before = detections_before.sort_values(keys).reset_index(drop=True)
     pd.testing.assert_frame_equal(after.drop(columns="score"), before.drop(columns="score"))
     assert (after["score"] - before["score"]).abs().max() < 1e-4
+
+
+def test_brand_without_labels_gets_no_model_but_pooled_objects_and_tables(smoke_pipeline, root: DataRoot):
+    import shutil
+
+    from creative_assets.demo.synthetic import generate_demo_data
+    from creative_assets.pipeline_runs import run_detection_stage, run_ingest, run_training
+
+    brand = "hooli"
+    generate_demo_data(
+        root.root, seed=3, brands=(brand,), labelled_images=4, unlabelled_images=2, labelled_videos=0,
+        unlabelled_videos=1, image_size=(128, 96), video_seconds=2.0, impressions=False,
+    )  # fmt: skip
+    shutil.rmtree(root.labels(brand))
+    cfg = smoke_pipeline.settings
+    run_ingest(smoke_pipeline.instance, cfg, [brand])
+    run_training(smoke_pipeline.instance, cfg, [brand])
+    run_detection_stage(smoke_pipeline.instance, cfg, [brand])
+
+    branding = read_table(root.warehouse("chosen_model", brand, "branding")).iloc[0]
+    assert branding["status"] == "no model"
+    assert read_table(root.warehouse("coco_datasets", brand, "branding")).empty
+    face = read_table(root.warehouse("chosen_model", brand, "face")).iloc[0]
+    assert face["status"] == "model"  # pooled: trained on the other brands' face labels
+    detections = read_table(root.warehouse("detections", brand))
+    assert set(detections["object"]) <= {"face"}
+    features = read_table(root.warehouse("creative_features", brand))
+    assert len(features) == len(read_table(root.warehouse("creative_manifest", brand)))
+    assert not features["branding_present"].any()
