@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from creative_assets.detection.batch_detect import LoadedModel, run_detection
+from creative_assets.detection.batch_detect import WORK_ITEM_DTYPES, LoadedModel, run_detection
 from creative_assets.layout import DataRoot
 from creative_assets.settings import build_settings
 
@@ -64,17 +64,7 @@ def make_images(root: DataRoot, count: int, width: int, height: int) -> pd.DataF
                 "sha256": f"{i:064x}",
             }
         )
-    return pd.DataFrame(rows).astype(
-        {
-            "brand": "string",
-            "creative_id": "string",
-            "media_type": "string",
-            "frame_index": "Int64",
-            "timestamp_s": "Float64",
-            "path": "string",
-            "sha256": "string",
-        }
-    )
+    return pd.DataFrame(rows).astype(WORK_ITEM_DTYPES)
 
 
 def build_models(n: int, architecture: str, width: int, height: int) -> list[LoadedModel]:

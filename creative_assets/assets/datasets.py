@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from creative_assets.assets.metadata import error_metadata, preview, write_errors
-from creative_assets.labels.coco_splits import build_coco_datasets, dataset_fingerprint
+from creative_assets.labels.coco_splits import build_coco_datasets
 from creative_assets.labels.detectron2_catalog import detectron2_available, register_splits
 from creative_assets.labels.resolve import ANNOTATION_COLUMNS, LABEL_IMAGE_COLUMNS, build_label_set
 from creative_assets.layout import DataRoot
@@ -180,7 +180,7 @@ def coco_datasets(context: dg.AssetExecutionContext, settings: SettingsResource,
         root,
     )
     table = built.table.copy()
-    fingerprint = dataset_fingerprint([root.root / p for p in table["json_path"]])
+    fingerprint = built.fingerprint
     table["fingerprint"] = fingerprint
     table = table.astype({"fingerprint": "string"})
     registered: list[str] = []

@@ -117,3 +117,11 @@ def as_bgr(image: np.ndarray) -> np.ndarray:
     if image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"images must be (H, W, 3) BGR, got shape {image.shape}")
     return image
+
+
+def training_loader_workers(device: str, requested: int | None) -> int:
+    """DataLoader workers for training: as requested, else 0 on a CPU (its cores are busy training) and 4 on
+    a GPU (decoding ahead keeps it fed)."""
+    if requested is not None:
+        return requested
+    return 4 if device == "cuda" else 0

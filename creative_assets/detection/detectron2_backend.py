@@ -58,6 +58,7 @@ from creative_assets.detection.backend import (
     TrialParams,
     as_bgr,
     autocast_on_cuda,
+    training_loader_workers,
 )
 from creative_assets.detection.registry import resolve_device
 from creative_assets.detection.solver import warmup_multistep_factor
@@ -405,12 +406,6 @@ class Detectron2Backend:
         self.device = device
         self.loader_workers = loader_workers
 
-    def _workers(self, device: str) -> int:
-        if self.loader_workers is not None:
-            return self.loader_workers
-        # on a CPU the cores are busy training; on a GPU decoding ahead keeps it fed
-        return 4 if device == "cuda" else 0
-
     def train(
         self,
         train: CocoSplit,
@@ -426,7 +421,9 @@ class Detectron2Backend:
             raise ValueError("at least one class is needed to train a detector")
         out_dir = Path(out_dir)
         device = resolve_device(self.device if self.device not in (None, "auto") else settings.device)
-        cfg = build_config(settings, classes, params, out_dir, device, self._workers(device))
+        cfg = build_config(
+            settings, classes, params, out_dir, device, training_loader_workers(device, self.loader_workers)
+        )
         local = None
         if settings.weights not in ("none", "coco", "imagenet"):
             path = Path(settings.weights)

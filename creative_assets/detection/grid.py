@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 
 from creative_assets.atomic import atomic_write_json, remove_stale_temporaries
+from creative_assets.checksums import sha256_file
 from creative_assets.detection.backend import (
     CocoSplit,
     Detector,
@@ -50,6 +51,7 @@ from creative_assets.detection.backend import (
     TrialParams,
 )
 from creative_assets.detection.evaluation import (
+    PRESENCE_COLUMNS,
     GroundTruth,
     coco_ap,
     load_ground_truth,
@@ -82,22 +84,7 @@ TRIAL_BASE_COLUMNS = [
     "AP50",
 ]
 TRIAL_TAIL_COLUMNS = ["checkpoint", "mean_accuracy"]
-LONG_COLUMNS = [
-    "trial",
-    "max_iter",
-    "batch_size_per_image",
-    "class_name",
-    "confidence",
-    "n",
-    "tp",
-    "fp",
-    "tn",
-    "fn",
-    "accuracy",
-    "precision",
-    "recall",
-    "f1",
-]
+LONG_COLUMNS = ["trial", "max_iter", "batch_size_per_image", *PRESENCE_COLUMNS]
 _STRING_COLUMNS = ("trial", "architecture", "backend", "device", "shared_run", "checkpoint", "class_name")
 _INT_COLUMNS = ("max_iter", "batch_size_per_image", "ims_per_batch", "n")
 
@@ -148,12 +135,8 @@ def choose_best_trial(trials: pd.DataFrame) -> pd.Series:
     return trials.iloc[min(range(len(trials)), key=key)]
 
 
-def _file_sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 def trial_fingerprint(
-    settings: Settings, params: TrialParams, classes: Sequence[str], train: CocoSplit, valid: CocoSplit
+    settings: Settings, params: TrialParams, classes: Sequence[str], train_sha256: str, valid_sha256: str
 ) -> str:
     """A hash of everything a trial's result depends on: settings, params, classes and the split files."""
     what = {
@@ -162,8 +145,8 @@ def trial_fingerprint(
         "params": [params.max_iter, params.batch_size_per_image],
         "classes": list(classes),
         "confidences": list(settings.confidences),
-        "train_json": _file_sha256(train.json_path),
-        "valid_json": _file_sha256(valid.json_path),
+        "train_json": train_sha256,
+        "valid_json": valid_sha256,
     }
     return hashlib.sha256(json.dumps(what, sort_keys=True).encode("utf-8")).hexdigest()
 
@@ -411,6 +394,52 @@ def _train_in_processes(
             p.join()
 
 
+def finished_trial(trials_dir: Path, params: TrialParams, fingerprint: str) -> dict[str, Any] | None:
+    """A trial's saved result when it finished with this fingerprint and its checkpoint is there, else None."""
+    found = read_trial_result(trials_dir / params.key / RESULT_FILE, fingerprint)
+    return found if found is not None and (trials_dir / params.key / CHECKPOINT_FILE).is_file() else None
+
+
+@dataclass
+class TrialPlan:
+    """Every trial of the grid, the valid ground truth, and which trials are finished or still to do."""
+
+    params: list[TrialParams]
+    gt: GroundTruth
+    fingerprints: dict[str, str]
+    finished: dict[str, dict[str, Any]]
+    todo: list[TrialParams]
+
+
+def plan_trials(
+    settings: Settings,
+    train: CocoSplit,
+    valid: CocoSplit,
+    classes: Sequence[str],
+    trials_dir: Path,
+    say: LogFn,
+) -> TrialPlan:
+    """Check the classes against valid, fingerprint every trial and find those a killed run already finished."""
+    gt = load_ground_truth(valid.json_path)
+    for name in classes:
+        gt.class_index(name)  # every trained class must be a category of the valid split
+    params = [TrialParams(m, b) for b in settings.grid.batch_size_per_image for m in settings.grid.max_iter]
+    # the split files are hashed once for all trials
+    hashes = sha256_file(train.json_path), sha256_file(valid.json_path)
+    fingerprints = {p.key: trial_fingerprint(settings, p, classes, *hashes) for p in params}
+    finished: dict[str, dict[str, Any]] = {}
+    todo: list[TrialParams] = []
+    for p in params:
+        remove_stale_temporaries(trials_dir / p.key)
+        found = finished_trial(trials_dir, p, fingerprints[p.key])
+        if found is not None:
+            finished[p.key] = found
+            say(f"trial {p.key}: finished earlier, skipped")
+        else:
+            todo.append(p)
+    return TrialPlan(params, gt, fingerprints, finished, todo)
+
+
 def run_grid(
     backend: DetectorBackend,
     train: CocoSplit,
@@ -430,23 +459,9 @@ def run_grid(
     say = log or (lambda _msg: None)
     out_dir = Path(out_dir)
     trials_dir = out_dir / "trials"
-    gt = load_ground_truth(valid.json_path)
-    for name in classes:
-        gt.class_index(name)  # every trained class must be a category of the valid split
-    all_params = [
-        TrialParams(m, b) for b in settings.grid.batch_size_per_image for m in settings.grid.max_iter
-    ]
-    fingerprints = {p.key: trial_fingerprint(settings, p, classes, train, valid) for p in all_params}
-    results: dict[str, dict[str, Any]] = {}
-    todo: list[TrialParams] = []
-    for p in all_params:
-        remove_stale_temporaries(trials_dir / p.key)
-        found = read_trial_result(trials_dir / p.key / RESULT_FILE, fingerprints[p.key])
-        if found is not None and (trials_dir / p.key / CHECKPOINT_FILE).is_file():
-            results[p.key] = found
-            say(f"trial {p.key}: finished earlier, skipped")
-        else:
-            todo.append(p)
+    plan = plan_trials(settings, train, valid, classes, trials_dir, say)
+    gt, fingerprints, todo = plan.gt, plan.fingerprints, plan.todo
+    results: dict[str, dict[str, Any]] = dict(plan.finished)
 
     share = settings.train.share_grid_prefix and bool(getattr(backend, "prefix_stable", False))
     runs = [TrainingRun(trials=group, runs_dir=out_dir / "runs") for group in training_groups(todo, share)]
@@ -503,7 +518,7 @@ def run_grid(
             )
             finish(run)
 
-    ordered = [results[p.key] for p in all_params]
+    ordered = [results[p.key] for p in plan.params]
     trials = trials_frame([r["row"] for r in ordered], trial_columns(settings.confidences))
     long = trials_frame([x for r in ordered for x in r["long"]], LONG_COLUMNS)
     return GridResult(trials=trials, long=long)

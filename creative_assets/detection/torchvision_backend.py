@@ -38,6 +38,7 @@ from creative_assets.detection.backend import (
     TrialParams,
     as_bgr,
     autocast_on_cuda,
+    training_loader_workers,
 )
 from creative_assets.detection.coco_data import (
     CocoDetectionDataset,
@@ -172,12 +173,6 @@ class TorchvisionBackend:
         self.loader_workers = loader_workers
         self.cpu_threads = cpu_threads
 
-    def _workers(self, device: str) -> int:
-        if self.loader_workers is not None:
-            return self.loader_workers
-        # on a CPU the cores are busy training; on a GPU decoding ahead keeps it fed
-        return 4 if device == "cuda" else 0
-
     def train(
         self,
         train: CocoSplit,
@@ -231,7 +226,7 @@ class TorchvisionBackend:
             batch_size=settings.ims_per_batch,
             sampler=InfiniteTrainingSampler(len(dataset), settings.seed),
             collate_fn=collate_samples,
-            num_workers=self._workers(device),
+            num_workers=training_loader_workers(device, self.loader_workers),
             pin_memory=device == "cuda",
         )
         optimizer = build_optimizer(model, settings)

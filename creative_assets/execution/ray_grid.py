@@ -32,17 +32,15 @@ from creative_assets.detection.evaluation import load_ground_truth
 
 # grid.py keeps these helpers private; they are imported, not copied, so both executors stay one definition.
 from creative_assets.detection.grid import (
-    CHECKPOINT_FILE,
     LONG_COLUMNS,
-    RESULT_FILE,
     GridResult,
     LogFn,
     TrainingRun,
     finish_trial,
-    read_trial_result,
+    finished_trial,
+    plan_trials,
     training_groups,
     trial_columns,
-    trial_fingerprint,
     trials_frame,
 )
 from creative_assets.detection.registry import get_backend
@@ -90,12 +88,6 @@ def _run_name(trials: Sequence[TrialParams]) -> str:
     return TrainingRun(trials=list(trials), runs_dir=Path()).run_dir.name
 
 
-def _finished(trials_dir: Path, p: TrialParams, fingerprint: str) -> dict[str, Any] | None:
-    """The trial's saved result when it finished with these settings and data (as in run_grid)."""
-    found = read_trial_result(trials_dir / p.key / RESULT_FILE, fingerprint)
-    return found if found is not None and (trials_dir / p.key / CHECKPOINT_FILE).is_file() else None
-
-
 def _train_run(config: dict[str, Any], job: _GridJob) -> None:
     """Body of one Tune trial: train the run's trials still missing, evaluate and save each (as run_grid)."""
     import torch
@@ -108,7 +100,7 @@ def _train_run(config: dict[str, Any], job: _GridJob) -> None:
     for p in planned:
         remove_stale_temporaries(trials_dir / p.key)
     # after a failed attempt some snapshots may be saved already: train only what is missing, as a rerun would
-    missing = [p for p in planned if _finished(trials_dir, p, job.fingerprints[p.key]) is None]
+    missing = [p for p in planned if finished_trial(trials_dir, p, job.fingerprints[p.key]) is None]
     if missing:
         backend = _backend(job.backend_name, job.settings)
         gt = load_ground_truth(job.valid.json_path)
@@ -170,20 +162,8 @@ def run_grid_ray(
     valid = CocoSplit(Path(valid.json_path).resolve(), Path(valid.image_root).resolve())
     trials_dir = out_dir / "trials"
 
-    gt = load_ground_truth(valid.json_path)
-    for name in classes:
-        gt.class_index(name)  # every trained class must be a category of the valid split
-    all_params = [
-        TrialParams(m, b) for b in settings.grid.batch_size_per_image for m in settings.grid.max_iter
-    ]
-    fingerprints = {p.key: trial_fingerprint(settings, p, classes, train, valid) for p in all_params}
-    todo: list[TrialParams] = []
-    for p in all_params:
-        remove_stale_temporaries(trials_dir / p.key)
-        if _finished(trials_dir, p, fingerprints[p.key]) is not None:
-            say(f"trial {p.key}: finished earlier, skipped")
-        else:
-            todo.append(p)
+    plan = plan_trials(settings, train, valid, classes, trials_dir, say)
+    all_params, fingerprints, todo = plan.params, plan.fingerprints, plan.todo
 
     backend = _backend(backend_name, settings)
     share = settings.train.share_grid_prefix and bool(getattr(backend, "prefix_stable", False))
@@ -207,7 +187,7 @@ def run_grid_ray(
     results: dict[str, dict[str, Any]] = {}
     failed = {row["trial"] for row in errors}
     for p in all_params:
-        found = _finished(trials_dir, p, fingerprints[p.key])
+        found = finished_trial(trials_dir, p, fingerprints[p.key])
         if found is not None:
             results[p.key] = found
         elif p.key not in failed:
@@ -271,7 +251,7 @@ def _tune(
     shutil.rmtree(storage, ignore_errors=True)
     for trials in runs.values():
         for p in (TrialParams(m, b) for m, b in trials):
-            found = _finished(job.out_dir / "trials", p, job.fingerprints[p.key])
+            found = finished_trial(job.out_dir / "trials", p, job.fingerprints[p.key])
             if found is not None:
                 row = found["row"]
                 say(

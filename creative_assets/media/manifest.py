@@ -8,7 +8,6 @@ Hidden files and folders (names starting with ".") are skipped silently: they ar
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 from collections.abc import Callable
@@ -18,6 +17,7 @@ from pathlib import Path
 import cv2
 import pandas as pd
 
+from creative_assets.checksums import sha256_file  # noqa: F401  (part of this module's API)
 from creative_assets.layout import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, DataRoot, PathEscapeError
 
 MANIFEST_COLUMNS = [
@@ -50,16 +50,6 @@ ERROR_COLUMNS = ["brand", "file", "record", "stage", "reason"]
 ERROR_DTYPES = dict.fromkeys(ERROR_COLUMNS, "string")
 
 STAGE = "manifest"
-_HASH_CHUNK = 1 << 20
-
-
-def sha256_file(path: Path) -> str:
-    """Hex SHA-256 of the file at `path`, read in 1 MiB chunks so memory does not grow with file size."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(_HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def manifest_table(rows: list[dict] | None = None) -> pd.DataFrame:

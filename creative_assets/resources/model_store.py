@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -12,20 +11,12 @@ import dagster as dg
 from pydantic import Field
 
 from creative_assets.atomic import atomic_path, atomic_write_json
+from creative_assets.checksums import sha256_file
 from creative_assets.layout import DataRoot
 from creative_assets.settings import load_settings
 
 CHECKPOINT = "model.pth"
 CONFIG = "config.json"
-
-
-def file_sha256(path: Path) -> str:
-    """sha256 of a file, streamed."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 class LocalModelStore(dg.ConfigurableResource):
@@ -48,7 +39,7 @@ class LocalModelStore(dg.ConfigurableResource):
         target = folder / CHECKPOINT
         with atomic_path(target) as tmp:
             shutil.copyfile(checkpoint, tmp)
-        model_id = file_sha256(target)[:16]
+        model_id = sha256_file(target)[:16]
         record = {**config, "model_id": model_id, "checkpoint": self._root().relative(target)}
         atomic_write_json(folder / CONFIG, record)
         return record
