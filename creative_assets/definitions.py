@@ -11,13 +11,18 @@ from creative_assets.resources.settings_resource import SettingsResource
 from creative_assets.resources.warehouse_io_manager import WarehouseIOManager
 from creative_assets.sensors import brand_folder_sensor
 
-RESOURCES = {
-    "local": {
-        "settings": SettingsResource(),
-        "warehouse_io_manager": WarehouseIOManager(),
-        "model_store": LocalModelStore(),
-    },
-}
+
+def local_resources(data_root: str | None = None, profile: str | None = None) -> dict[str, object]:
+    """Settings, warehouse and model store on the local file system (None = from the environment)."""
+    return {
+        "settings": SettingsResource(data_root=data_root, profile=profile),
+        "warehouse_io_manager": WarehouseIOManager(data_root=data_root),
+        "model_store": LocalModelStore(data_root=data_root),
+    }
+
+
+# One entry per environment; a production entry would swap the model store for an object store.
+RESOURCES = {"local": local_resources()}
 
 all_assets = dg.load_assets_from_modules([ingest, datasets, training, detection, tables])
 

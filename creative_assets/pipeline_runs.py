@@ -14,28 +14,18 @@ from creative_assets.settings import Settings
 from creative_assets.tables.warehouse import read_table
 
 
-def _defs_parts():
-    from creative_assets.definitions import RESOURCES, all_assets
-
-    return all_assets, RESOURCES["local"]
-
-
 def _materialize(
     instance: dg.DagsterInstance, selection: Sequence[str], partition_key: str, cfg: Settings
 ) -> None:
-    from creative_assets.resources.model_store import LocalModelStore
-    from creative_assets.resources.settings_resource import SettingsResource
-    from creative_assets.resources.warehouse_io_manager import WarehouseIOManager
+    from creative_assets.definitions import all_assets, local_resources
 
-    assets, _ = _defs_parts()
-    root = str(cfg.data_root)
-    resources = {
-        "settings": SettingsResource(data_root=root, profile=cfg.profile),
-        "warehouse_io_manager": WarehouseIOManager(data_root=root),
-        "model_store": LocalModelStore(data_root=root),
-    }
+    resources = local_resources(str(cfg.data_root), cfg.profile)
     result = dg.materialize(
-        assets, selection=list(selection), partition_key=partition_key, instance=instance, resources=resources
+        all_assets,
+        selection=list(selection),
+        partition_key=partition_key,
+        instance=instance,
+        resources=resources,
     )
     if not result.success:
         raise RuntimeError(f"run for {partition_key} ({', '.join(selection)}) failed; see the Dagster logs")

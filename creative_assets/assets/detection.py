@@ -22,7 +22,7 @@ from creative_assets.resources.settings_resource import SettingsResource
 from creative_assets.resources.warehouse_io_manager import TableRef
 from creative_assets.settings import Settings
 from creative_assets.tables.schemas import DETECTION_COLUMNS
-from creative_assets.tables.warehouse import read_table
+from creative_assets.tables.warehouse import count_true, read_head
 
 OWNERS = ["team:computer-vision"]
 THRESHOLD_COLUMNS = [
@@ -223,6 +223,13 @@ def detections(
     items = work_items(creative_manifest, video_frames)
     out_dir = root.warehouse("detections", brand)
     progress = stage_progress(context, f"{brand}: detection", "images")
+    common = {
+        "batch_size": cfg.detection.batch_size,
+        "images_per_forward": cfg.detection.images_per_forward,
+        "score_floor": cfg.detection.score_floor,
+        "log": context.log.info,
+        "progress": progress,
+    }
     with partition_lock(out_dir, log=context.log.info):
         if cfg.executor == "ray":
             from creative_assets.execution.ray_detect import run_detection_ray
@@ -231,53 +238,33 @@ def detections(
             context.log.info(
                 f"{brand}: {len(models)} models on Ray: {', '.join(m.object_name for m in models)}"
             )
-            run = run_detection_ray(
-                root,
-                brand,
-                items,
-                models,
-                out_dir,
-                batch_size=cfg.detection.batch_size,
-                images_per_forward=cfg.detection.images_per_forward,
-                score_floor=cfg.detection.score_floor,
-                log=context.log.info,
-                progress=progress,
-            )
+            run = run_detection_ray(root, brand, items, models, out_dir, **common)
         else:
             models = loaded_models(cfg, root, chosen, thresholds)
             context.log.info(
                 f"{brand}: {len(models)} models: {', '.join(m.object_name for m in models) or 'none'}"
             )
             run = run_detection(
-                root,
-                brand,
-                items,
-                models,
-                out_dir,
-                batch_size=cfg.detection.batch_size,
-                images_per_forward=cfg.detection.images_per_forward,
-                score_floor=cfg.detection.score_floor,
-                loader_workers=cfg.detection.loader_workers,
-                log=context.log.info,
-                progress=progress,
+                root, brand, items, models, out_dir, loader_workers=cfg.detection.loader_workers, **common
             )
     errors_path = errors_folder(out_dir)
-    table = read_table(out_dir)
+    # metadata from the committed parts without loading the whole table (it grows with the creatives)
+    head = read_head(out_dir, 1000)
     meta = {
         "executor": cfg.executor,
         "models": ", ".join(f"{m.object_name}:{m.model_id}" for m in models) or "none",
         "images": run.images,
-        "rows": len(table),
-        "above_threshold": int(table["above_threshold"].sum()) if len(table) else 0,
+        "rows": run.rows,
+        "above_threshold": count_true(out_dir, "above_threshold"),
         "batches_written": run.parts_written,
         "batches_reused": run.parts_reused,
         "images_per_s": round(run.images_per_s, 2),
         "path": dg.MetadataValue.path(str(out_dir)),
-        "preview": preview(table[DETECTION_COLUMNS]),
+        "preview": preview(head[DETECTION_COLUMNS] if len(head) else head),
         **error_metadata(run.errors, errors_path),
     }
-    if len(table):
-        samples = _overlay_samples(root, table)
+    if len(head):
+        samples = _overlay_samples(root, head)
         if samples:
             meta["samples"] = dg.MetadataValue.md(samples)
-    return dg.Output(TableRef(folder=root.relative(out_dir), rows=len(table)), metadata=meta)
+    return dg.Output(TableRef(folder=root.relative(out_dir), rows=run.rows), metadata=meta)

@@ -71,6 +71,24 @@ def confusions_of(trial: pd.Series, confidences: list[float]) -> dict[float, np.
     return out
 
 
+def grid_plots(trials: pd.DataFrame, best: pd.Series, confidences: list[float], title: str) -> dict:
+    """Heat maps of the grid (one per confidence) and the best trial's confusion matrices, for the UI."""
+    return {
+        "accuracy_heatmaps": dg.MetadataValue.md(
+            markdown_image(
+                heatmap_grid(long_accuracy(trials, confidences), confidences),
+                "valid accuracy by MAX_ITER × BATCH_SIZE_PER_IMAGE",
+            )
+        ),
+        "best_confusion_matrices": dg.MetadataValue.md(
+            markdown_image(
+                confusion_matrices(confusions_of(best, confidences), f"{title} {best['trial']}"),
+                "confusion matrices of the best trial",
+            )
+        ),
+    }
+
+
 @dg.asset(
     partitions_def=brand_object_partitions,
     group_name="training",
@@ -127,7 +145,6 @@ def grid_search(context: dg.AssetExecutionContext, settings: SettingsResource, c
             )
     trials = result.trials
     best = choose_best_trial(trials)
-    long = long_accuracy(trials, cfg.confidences)
     meta = {
         "status": "ok",
         "profile": cfg.profile,
@@ -145,19 +162,7 @@ def grid_search(context: dg.AssetExecutionContext, settings: SettingsResource, c
         "trial_table": preview(
             trials[[c for c in trials.columns if not c.startswith(("tp_", "fp_", "tn_", "fn_"))]], 20
         ),
-        "accuracy_heatmaps": dg.MetadataValue.md(
-            markdown_image(
-                heatmap_grid(long, cfg.confidences), "valid accuracy by MAX_ITER × BATCH_SIZE_PER_IMAGE"
-            )
-        ),
-        "best_confusion_matrices": dg.MetadataValue.md(
-            markdown_image(
-                confusion_matrices(
-                    confusions_of(best, cfg.confidences), f"{brand}|{object_name} {best['trial']}"
-                ),
-                "confusion matrices of the best trial",
-            )
-        ),
+        **grid_plots(trials, best, cfg.confidences, f"{brand}|{object_name}"),
         "best_AP": float(best["AP"]),
         "best_AP50": float(best["AP50"]),
     }
@@ -303,19 +308,7 @@ def chosen_model(
         "AP": row["AP"],
         "AP50": row["AP50"],
         "lineage": dg.MetadataValue.json(lineage),
-        "best_confusion_matrices": dg.MetadataValue.md(
-            markdown_image(
-                confusion_matrices(
-                    confusions_of(best, cfg.confidences), f"{brand}|{object_name} {best['trial']}"
-                ),
-                "confusion matrices of the chosen model",
-            )
-        ),
-        "accuracy_heatmaps": dg.MetadataValue.md(
-            markdown_image(
-                heatmap_grid(long_accuracy(grid_search, cfg.confidences), cfg.confidences), "grid heat maps"
-            )
-        ),
+        **grid_plots(grid_search, best, cfg.confidences, f"{brand}|{object_name}"),
     }
     if haar_acc is not None:
         meta["haar_accuracy"] = haar_acc

@@ -41,11 +41,7 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
     data_root: str | None = Field(default=None, description="data root; default $CREATIVE_ASSETS_DATA")
 
     def _root(self) -> DataRoot:
-        return (
-            DataRoot(load_settings(self.data_root).data_root)
-            if self.data_root is None
-            else DataRoot(Path(self.data_root))
-        )
+        return DataRoot(Path(self.data_root) if self.data_root else load_settings().data_root)
 
     def _folder(self, asset_key: dg.AssetKey, partition_key: str | None) -> Path:
         return partition_folder(self._root(), asset_key.path[-1], partition_key)

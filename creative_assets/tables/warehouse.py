@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401  (registers pa.compute)
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
@@ -101,6 +102,30 @@ def read_table(folder: Path, schema: TableSchema | None = None) -> pd.DataFrame:
     df = ds.dataset([str(p) for p in files], format="parquet", schema=file_schema).to_table().to_pandas()
     df = _with_partition_columns(df, folder)
     return schema.conform(df) if schema is not None else df
+
+
+def count_true(folder: Path, column: str) -> int:
+    """How many rows of the table in `folder` have `column` true, reading that one column only."""
+    files = part_files(folder)
+    if not files:
+        return 0
+    values = ds.dataset([str(p) for p in files], format="parquet").to_table(columns=[column]).column(column)
+    return int(pa.compute.sum(values).as_py() or 0)
+
+
+def read_head(folder: Path, rows: int) -> pd.DataFrame:
+    """At least `rows` rows (fewer if the table is smaller) from the first parts, partition columns included:
+    a preview that does not load the whole table."""
+    frames, seen = [], 0
+    for path in part_files(folder):
+        if seen >= rows:
+            break
+        df = pq.read_table(path).to_pandas()
+        frames.append(df)
+        seen += len(df)
+    if not frames:
+        return pd.DataFrame()
+    return _with_partition_columns(pd.concat(frames, ignore_index=True), folder)
 
 
 def read_detections(folder: Path) -> pd.DataFrame:
