@@ -60,6 +60,17 @@ def make_tiny_demo(root: Path, seed: int = 0) -> None:
     (root / "creative_assets.yaml").write_text(SMOKE_SETTINGS)
 
 
+@pytest.fixture
+def one_torch_thread():
+    """torch on one thread for the test: the machine is shared, and one thread keeps results bit-identical."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def smoke_pipeline() -> SmokePipeline:
     """The whole graph materialised for both demo brands with the smoke profile (shared by several tests)."""

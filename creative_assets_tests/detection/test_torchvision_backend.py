@@ -32,13 +32,7 @@ from creative_assets_tests.detection.test_coco_data import write_toy_coco
 CLASSES = ["logo", "product"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # the machine is shared; one thread keeps timings steady and results bit-identical
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def smoke_train(tmp_path, **overrides) -> TrainSettings:
