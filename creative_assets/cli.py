@@ -202,6 +202,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; user errors are one line plus a hint, exit status 2."""
     args = build_parser().parse_args(argv)
+    from creative_assets.selection_parser import installed_runtime_version, selection_parser_problem
+
+    problem = selection_parser_problem(installed_runtime_version())
+    if problem is not None:  # our own runs never parse selection strings; Dagster's CLI and UI do
+        print(f"warning: {problem}", file=sys.stderr)
     try:
         return int(args.func(args) or 0)
     except CliError as err:

@@ -9,7 +9,11 @@ from creative_assets.jobs import detect_job, executor, ingest_job, train_job
 from creative_assets.resources.model_store import LocalModelStore
 from creative_assets.resources.settings_resource import SettingsResource
 from creative_assets.resources.warehouse_io_manager import WarehouseIOManager
+from creative_assets.selection_parser import warn_if_selection_parser_broken
 from creative_assets.sensors import brand_folder_sensor
+
+# Said where the code location loads, so `dagster … --select` users read the fix beside Dagster's error.
+warn_if_selection_parser_broken()
 
 
 def local_resources(data_root: str | None = None, profile: str | None = None) -> dict[str, object]:

@@ -20,9 +20,11 @@ def _materialize(
     from creative_assets.definitions import all_assets, local_resources
 
     resources = local_resources(str(cfg.data_root), cfg.profile)
+    # An AssetSelection, never strings: strings go through Dagster's ANTLR-generated selection parser,
+    # which breaks where another package pins an older ANTLR runtime (see README: detectron2).
     result = dg.materialize(
         all_assets,
-        selection=list(selection),
+        selection=dg.AssetSelection.assets(*selection),
         partition_key=partition_key,
         instance=instance,
         resources=resources,

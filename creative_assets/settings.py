@@ -104,6 +104,11 @@ class GridSettings(_Strict):
     parallel_runs: int = Field(
         1, gt=0, description="grid training runs at once on the CPU, one process each (1 = sequential)"
     )
+    keep_trial_checkpoints: bool = Field(
+        False,
+        description="keep every trial's checkpoint; by default the losing trials' checkpoints are removed "
+        "once chosen_model has published the winner (their results stay, so nothing is retrained)",
+    )
 
     @field_validator("max_iter", "batch_size_per_image")
     @classmethod
@@ -117,9 +122,9 @@ class TrainSettings(_Strict):
     """Detector and solver. Names follow detectron2's config keys where one exists."""
 
     backend: Literal["auto", "detectron2", "torchvision"] = "auto"
-    architecture: Literal["resnext101_32x8d", "resnet50_v2", "resnet50", "mobilenet_v3_large", "tiny"] = (
-        "mobilenet_v3_large"
-    )
+    architecture: Literal[
+        "resnext101_32x8d", "resnet50_v2", "resnet50", "resnet18", "mobilenet_v3_large", "tiny"
+    ] = "mobilenet_v3_large"
     weights: str = Field("none", description="coco | imagenet | none | a local checkpoint path")
     ims_per_batch: int = Field(2, gt=0, description="SOLVER.IMS_PER_BATCH")
     base_lr: float | None = Field(None, gt=0, description="SOLVER.BASE_LR; None = linear scaling rule")
@@ -217,6 +222,16 @@ class Settings(_Strict):
             raise ValueError("a label category may belong to one object only")
         return v
 
+    @model_validator(mode="after")
+    def _warmup_within_every_trial(self) -> Settings:
+        shortest = min(self.grid.max_iter)
+        if self.train.warmup_iters > shortest:
+            raise ValueError(
+                f"train.warmup_iters ({self.train.warmup_iters}) is longer than the shortest grid.max_iter "
+                f"({shortest}): that trial would never train at BASE_LR"
+            )
+        return self
+
     @field_validator("confidences")
     @classmethod
     def _confidences(cls, v: list[float]) -> list[float]:
@@ -293,9 +308,19 @@ PROFILE_DEFAULTS: dict[str, dict[str, Any]] = {
     },
     "full": {
         "grid": {"max_iter": [300, 500, 1000], "batch_size_per_image": [256, 512, 1024]},
-        "train": {"architecture": "resnext101_32x8d", "weights": "coco"},
+        # WARMUP_ITERS: the 3x yaml's 1000 is longer than every trial of the grid; 100 keeps the shortest
+        # (300) mostly at BASE_LR.
+        "train": {"architecture": "resnext101_32x8d", "weights": "coco", "warmup_iters": 100},
         "detection": {"batch_size": 200, "images_per_forward": 16, "loader_workers": 4},
     },
+}
+
+# Profile defaults that differ by backend, applied when `train.backend` is set to that backend explicitly
+# (`auto` keeps the profile's own architecture, which picks its backend). `tiny` is torchvision's; on
+# detectron2 the CPU profiles train its small ResNet-18 FPN at the same input sizes.
+PROFILE_BACKEND_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
+    "smoke": {"detectron2": {"train": {"architecture": "resnet18"}}},
+    "demo": {"detectron2": {"train": {"architecture": "resnet18"}}},
 }
 
 
@@ -323,7 +348,12 @@ def build_settings(
     """Settings for `profile` with `overrides` merged on top; no files, no environment."""
     if profile not in PROFILES:
         raise SettingsError(f"invalid settings: profile: {profile!r} is not one of {', '.join(PROFILES)}")
-    raw = _deep_merge(PROFILE_DEFAULTS[profile], overrides or {})
+    overrides = overrides or {}
+    backend = (overrides.get("train") or {}).get("backend")
+    defaults = _deep_merge(
+        PROFILE_DEFAULTS[profile], PROFILE_BACKEND_DEFAULTS.get(profile, {}).get(str(backend), {})
+    )
+    raw = _deep_merge(defaults, overrides)
     raw["data_root"] = Path(data_root)
     raw["profile"] = profile
     try:

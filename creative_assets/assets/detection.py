@@ -11,7 +11,7 @@ from creative_assets.assets.progress import stage_progress
 from creative_assets.assets.training import NO_MODEL, split_of
 from creative_assets.detection.batch_detect import LoadedModel, errors_folder, run_detection, work_items
 from creative_assets.detection.evaluation import load_ground_truth
-from creative_assets.detection.registry import get_backend
+from creative_assets.detection.registry import backend_by_name
 from creative_assets.detection.split_inference import predict_split
 from creative_assets.detection.thresholds import optimal_thresholds as compute_optimal_thresholds
 from creative_assets.layout import DataRoot
@@ -35,8 +35,9 @@ THRESHOLD_COLUMNS = [
 
 def load_detector(cfg: Settings, root: DataRoot, chosen_row: pd.Series):
     """Load the chosen model of one chosen_model row with the backend that trained it."""
-    train = cfg.train.model_copy(update={"backend": str(chosen_row["backend"])})
-    return get_backend(train).load(root.root / str(chosen_row["checkpoint"]))
+    return backend_by_name(str(chosen_row["backend"]), cfg.train).load(
+        root.root / str(chosen_row["checkpoint"])
+    )
 
 
 def _empty_thresholds() -> pd.DataFrame:

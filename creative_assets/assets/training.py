@@ -14,7 +14,8 @@ from creative_assets.detection.backend import CocoSplit
 from creative_assets.detection.evaluation import always_absent_accuracy, load_ground_truth
 from creative_assets.detection.grid import choose_best_trial, run_grid
 from creative_assets.detection.haar import HAAR_CASCADES, haar_baseline
-from creative_assets.detection.registry import get_backend, resolve_device
+from creative_assets.detection.registry import backend_by_name, backend_choice, resolve_device
+from creative_assets.detection.retention import folder_bytes, forget_pruned_winner, prune_losing_checkpoints
 from creative_assets.layout import DataRoot
 from creative_assets.locks import partition_lock
 from creative_assets.partitions import brand_object_partitions, split_partition_key
@@ -119,18 +120,21 @@ def grid_search(context: dg.AssetExecutionContext, settings: SettingsResource, c
         yield dg.Output(pd.DataFrame({"trial": pd.Series(dtype="string")}), metadata={"status": NO_MODEL})
         yield dg.AssetCheckResult(check_name="grid_complete", passed=True, metadata={"status": NO_MODEL})
         return
-    backend = get_backend(cfg.train)
+    choice = backend_choice(cfg.train)
+    backend = backend_by_name(choice.name, cfg.train)
     device = resolve_device(cfg.train.device)
     classes = list(cfg.object(object_name).categories)
     out_dir = grid_folder(cfg, brand, object_name, str(coco_datasets["fingerprint"].iloc[0]))
     context.log.info(
-        f"grid {brand}|{object_name}: {expected} trials, backend {backend.name}, {cfg.train.architecture}, "
-        f"device {device}, profile {cfg.profile}, trials in {out_dir}"
+        f"grid {brand}|{object_name}: {expected} trials, backend {backend.name} ({choice.reason}), "
+        f"{cfg.train.architecture}, device {device}, profile {cfg.profile}, trials in {out_dir}"
     )
     train_split = split_of(root.root, coco_datasets, "train")
     valid_split = split_of(root.root, coco_datasets, "valid")
     failed = None
-    with partition_lock(out_dir, log=context.log.info):
+
+    def run_trials():
+        nonlocal failed
         if cfg.executor == "ray":
             from creative_assets.execution.ray_grid import run_grid_ray
 
@@ -140,24 +144,33 @@ def grid_search(context: dg.AssetExecutionContext, settings: SettingsResource, c
             failed = result.errors
             if result.trials.empty:
                 raise RuntimeError(f"every grid trial failed on Ray:\n{result.errors.to_string()}")
-        else:
-            result = run_grid(
-                backend,
-                train_split,
-                valid_split,
-                classes,
-                cfg,
-                out_dir,
-                progress=stage_progress(context, f"{brand}|{object_name}: grid", "iterations"),
-                log=context.log.info,
-            )
+            return result
+        return run_grid(
+            backend,
+            train_split,
+            valid_split,
+            classes,
+            cfg,
+            out_dir,
+            progress=stage_progress(context, f"{brand}|{object_name}: grid", "iterations"),
+            log=context.log.info,
+        )
+
+    with partition_lock(out_dir, log=context.log.info):
+        result = run_trials()
+        best = choose_best_trial(result.trials)
+        if forget_pruned_winner(out_dir / "trials", str(best["trial"])):
+            # the grid grew and an earlier loser, whose checkpoint retention removed, now wins
+            context.log.info(f"trial {best['trial']} wins now but its checkpoint was removed: retraining it")
+            result = run_trials()
+            best = choose_best_trial(result.trials)
     trials = result.trials
-    best = choose_best_trial(trials)
     meta = {
         "status": "ok",
         "profile": cfg.profile,
         "executor": cfg.executor,
         "backend": backend.name,
+        "backend_choice": choice.reason,
         "architecture": cfg.train.architecture,
         "device": device,
         "trials": len(trials),
@@ -256,6 +269,11 @@ def chosen_model(
         haar_acc = float(haar_baseline(gt, valid.image_root, gt.classes[0], cascade=object_name).accuracy)
     checkpoint = Path(str(best["checkpoint"]))
     checkpoint = checkpoint if checkpoint.is_absolute() else root.root / checkpoint
+    if not checkpoint.is_file():
+        raise FileNotFoundError(
+            f"the best trial's checkpoint {checkpoint} is missing; re-materialise grid_search for "
+            f"{brand}|{object_name} (it retrains a winner whose checkpoint is gone)"
+        )
     lineage = {
         "brand": brand,
         "object": object_name,
@@ -278,6 +296,21 @@ def chosen_model(
         "train_settings": cfg.train.model_dump(mode="json"),
     }
     record = model_store.publish(brand, object_name, checkpoint, lineage)
+    retention: dict[str, object] = {"kept_trial_checkpoints": cfg.grid.keep_trial_checkpoints}
+    if not cfg.grid.keep_trial_checkpoints:
+        pruned = prune_losing_checkpoints(checkpoint.parent.parent, lineage["trial"])
+        retention.update(
+            {
+                "removed_trial_checkpoints": len(pruned.removed),
+                "freed_mb": round(pruned.freed_bytes / 2**20, 1),
+            }
+        )
+        if pruned.removed:
+            context.log.info(
+                f"{brand}|{object_name}: removed the checkpoints of {len(pruned.removed)} losing trials "
+                f"({pruned.freed_bytes / 2**20:.1f} MB); grid.keep_trial_checkpoints keeps them"
+            )
+    retention["model_folder_mb"] = round(folder_bytes(root.models(brand, object_name)) / 2**20, 1)
     row = {
         "brand": brand,
         "object": object_name,
@@ -314,6 +347,7 @@ def chosen_model(
         "AP": row["AP"],
         "AP50": row["AP50"],
         "lineage": dg.MetadataValue.json(lineage),
+        "retention": dg.MetadataValue.json(retention),
         **grid_plots(grid_search, best, cfg.confidences, f"{brand}|{object_name}"),
     }
     if haar_acc is not None:

@@ -4,7 +4,13 @@ detectron2 is not on the package index; this module is imported only where `impo
 (see `registry.py`). What it does, and where it departs from a stock `DefaultTrainer` run and why:
 
 - Config: the model-zoo Faster R-CNN FPN yaml of the architecture (`ARCHITECTURE_CONFIGS`), with every
-  hyper-parameter taken from `TrainSettings` under detectron2's own key (`build_config`).
+  hyper-parameter taken from `TrainSettings` under detectron2's own key (`build_config`). The yaml files
+  are read from the installed package directly: `detectron2.model_zoo` imports `pkg_resources`, which
+  setuptools ≥81 no longer ships, and only the `coco` weights need its URL table.
+- `resnet18`: a small Faster R-CNN for CPU runs (smoke/demo profiles on this backend), made from the R50
+  FPN yaml with detectron2's own keys: MODEL.RESNETS.DEPTH 18 (BasicBlock, RES2_OUT_CHANNELS 64), a
+  64-channel FPN, anchors 16–256 px on P2–P6 for images of 100–300 px, a 256-wide box head and one RoIAlign
+  sample per bin. Same heads and losses as the X101 model; about 12 M parameters instead of 60 M.
 - Data: each COCO split is registered with `register_coco_instances` under a name derived from its file,
   image root and classes (`register_coco_split`, idempotent). Images without boxes stay in as negatives
   (DATALOADER.FILTER_EMPTY_ANNOTATIONS = False): presence accuracy counts them, and the torchvision backend
@@ -34,7 +40,6 @@ from typing import Any
 import cv2
 import numpy as np
 import torch
-from detectron2 import model_zoo
 from detectron2.config import CfgNode, get_cfg
 from detectron2.data import DatasetCatalog, build_detection_test_loader, transforms
 from detectron2.data.datasets import register_coco_instances
@@ -72,6 +77,18 @@ ARCHITECTURE_CONFIGS = {
     "resnext101_32x8d": "COCO-Detection/faster_rcnn_X_101_32x8d_FPN_3x.yaml",
     "resnet50": "COCO-Detection/faster_rcnn_R_50_FPN_3x.yaml",
     "resnet50_v2": "COCO-Detection/faster_rcnn_R_50_FPN_3x.yaml",
+    "resnet18": "COCO-Detection/faster_rcnn_R_50_FPN_3x.yaml",
+}
+# Architectures that are a zoo yaml plus these keys (see module docstring); no published weights.
+ARCHITECTURE_OVERRIDES: dict[str, dict[str, Any]] = {
+    "resnet18": {
+        "MODEL.RESNETS.DEPTH": 18,
+        "MODEL.RESNETS.RES2_OUT_CHANNELS": 64,
+        "MODEL.FPN.OUT_CHANNELS": 64,
+        "MODEL.ANCHOR_GENERATOR.SIZES": [[16], [32], [64], [128], [256]],
+        "MODEL.ROI_BOX_HEAD.FC_DIM": 256,
+        "MODEL.ROI_BOX_HEAD.POOLER_SAMPLING_RATIO": 1,
+    },
 }
 DATASET_PREFIX = "creative_assets_"
 
@@ -89,6 +106,31 @@ def config_file_for(architecture: str) -> str:
             f"train.architecture {architecture!r} has no detectron2 model-zoo config; the detectron2 backend "
             f"supports {', '.join(ARCHITECTURE_CONFIGS)} (use train.backend 'torchvision' for the others)"
         ) from None
+
+
+def zoo_config_path(config_file: str) -> Path:
+    """The installed model-zoo yaml `config_file` (relative to detectron2's `configs/`)."""
+    spec = importlib.util.find_spec("detectron2")
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    for location in locations:
+        path = Path(location) / "model_zoo" / "configs" / config_file
+        if path.is_file():
+            return path
+    raise FileNotFoundError(
+        f"detectron2's model-zoo config {config_file} is not installed; reinstall detectron2 (see README)"
+    )
+
+
+def _coco_checkpoint_url(config_file: str) -> str:
+    """The COCO-trained weights of a zoo config (detectron2's URL table; needs setuptools<81)."""
+    try:
+        from detectron2 import model_zoo
+    except ImportError as err:
+        raise WeightsUnavailableError(
+            f"cannot look up detectron2's COCO weights ({err}); install 'setuptools<81' (detectron2's "
+            "model_zoo imports pkg_resources), or set train.weights to 'none' or a local checkpoint"
+        ) from err
+    return model_zoo.get_checkpoint_url(config_file)
 
 
 def fast_coco_eval_available() -> bool:
@@ -146,8 +188,16 @@ def build_config(
     """The detectron2 config of one training run; MODEL.WEIGHTS stays "" for local checkpoints (see `train`)."""
     zoo_file = config_file_for(settings.architecture)
     cfg = get_cfg()
-    cfg.merge_from_file(model_zoo.get_config_file(zoo_file))
+    cfg.merge_from_file(str(zoo_config_path(zoo_file)))
     imagenet_url = cfg.MODEL.WEIGHTS
+    overrides = ARCHITECTURE_OVERRIDES.get(settings.architecture, {})
+    if overrides:
+        cfg.merge_from_list([x for key, value in overrides.items() for x in (key, value)])
+        if settings.weights in ("coco", "imagenet"):
+            raise WeightsUnavailableError(
+                f"detectron2 publishes no {settings.weights} weights for {settings.architecture}; set "
+                "train.weights to 'none' (train from scratch) or to a local checkpoint path"
+            )
 
     cfg.MODEL.DEVICE = device
     cfg.MODEL.ROI_HEADS.NUM_CLASSES = len(classes)
@@ -193,7 +243,7 @@ def build_config(
         cfg.MODEL.BACKBONE.FREEZE_AT = 0
         cfg.MODEL.RESNETS.NORM = "BN"
     elif weights == "coco":
-        cfg.MODEL.WEIGHTS = model_zoo.get_checkpoint_url(zoo_file)
+        cfg.MODEL.WEIGHTS = _coco_checkpoint_url(zoo_file)
     elif weights == "imagenet":
         cfg.MODEL.WEIGHTS = imagenet_url
     elif Path(weights).suffix == ".pkl":

@@ -395,9 +395,12 @@ def _train_in_processes(
 
 
 def finished_trial(trials_dir: Path, params: TrialParams, fingerprint: str) -> dict[str, Any] | None:
-    """A trial's saved result when it finished with this fingerprint and its checkpoint is there, else None."""
-    found = read_trial_result(trials_dir / params.key / RESULT_FILE, fingerprint)
-    return found if found is not None and (trials_dir / params.key / CHECKPOINT_FILE).is_file() else None
+    """A trial's saved result when it finished with this fingerprint, else None.
+
+    The result is written after the checkpoint, so it marks a finished trial; the checkpoint itself may have
+    been removed since by retention (`retention.py`) when the trial lost.
+    """
+    return read_trial_result(trials_dir / params.key / RESULT_FILE, fingerprint)
 
 
 @dataclass

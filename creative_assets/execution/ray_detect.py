@@ -58,7 +58,7 @@ from creative_assets.detection.batch_detect import (
     to_arrow,
 )
 from creative_assets.detection.image_loader import DecodedImage, decode_image
-from creative_assets.detection.registry import get_backend
+from creative_assets.detection.registry import backend_by_name
 from creative_assets.execution.ray_cluster import cluster_cpus, cluster_gpus, connect, import_ray
 from creative_assets.layout import DataRoot, PathEscapeError
 from creative_assets.settings import TrainSettings, validate_brand
@@ -111,7 +111,7 @@ def checkpoint_path(root: DataRoot, checkpoint: str | Path) -> Path:
 
 def load_model(root: DataRoot, spec: ModelSpec, device: str | None = None) -> LoadedModel:
     """Load one spec's detector with its backend (`device` None: CUDA when this process sees a GPU)."""
-    backend = get_backend(TrainSettings(backend=spec.backend))  # type: ignore[arg-type]
+    backend = backend_by_name(spec.backend, TrainSettings())
     detector = backend.load(checkpoint_path(root, spec.checkpoint), device=device)
     if detector.backend != spec.backend:
         raise ValueError(

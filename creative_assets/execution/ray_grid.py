@@ -43,7 +43,7 @@ from creative_assets.detection.grid import (
     trial_columns,
     trials_frame,
 )
-from creative_assets.detection.registry import get_backend
+from creative_assets.detection.registry import backend_by_name
 from creative_assets.execution.ray_cluster import cluster_gpus, connect, import_ray
 from creative_assets.settings import Settings
 
@@ -80,7 +80,7 @@ def _error_frame(rows: list[dict[str, str]]) -> pd.DataFrame:
 
 
 def _backend(backend_name: str, settings: Settings) -> DetectorBackend:
-    return get_backend(settings.train.model_copy(update={"backend": backend_name}))
+    return backend_by_name(backend_name, settings.train)
 
 
 def _run_name(trials: Sequence[TrialParams]) -> str:
