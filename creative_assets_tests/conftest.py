@@ -91,3 +91,16 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     import shutil
 
     shutil.rmtree(SESSION_ROOT.parent, ignore_errors=True)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Where CI installed detectron2 (CREATIVE_ASSETS_REQUIRE_DETECTRON2=1), its tests may not skip."""
+    import importlib.util
+
+    if (
+        os.environ.get("CREATIVE_ASSETS_REQUIRE_DETECTRON2") == "1"
+        and importlib.util.find_spec("detectron2") is None
+    ):
+        raise pytest.UsageError(
+            "CREATIVE_ASSETS_REQUIRE_DETECTRON2=1 but detectron2 does not import: its tests would be skipped"
+        )
