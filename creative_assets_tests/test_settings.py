@@ -100,3 +100,30 @@ def test_invalid_brand_names_state_the_rule(name: str):
 def test_environment_selects_the_ray_executor(tmp_path: Path):
     s = load_settings(tmp_path, "smoke", env={"CREATIVE_ASSETS_EXECUTOR": "ray"})
     assert s.executor == "ray"
+
+
+def test_cpu_profiles_on_detectron2_train_its_small_resnet18(tmp_path: Path):
+    for profile in ("smoke", "demo"):
+        on_d2 = build_settings(tmp_path, profile, {"train": {"backend": "detectron2"}})
+        assert on_d2.train.architecture == "resnet18"
+        auto = build_settings(tmp_path, profile, {"train": {"backend": "auto"}})
+        assert auto.train.architecture == "tiny"
+        # the input sizes and solver stay the profile's
+        assert on_d2.train.min_size_test == auto.train.min_size_test
+        assert on_d2.train.base_lr == auto.train.base_lr
+
+
+def test_an_explicit_architecture_beats_the_backend_default(tmp_path: Path):
+    cfg = build_settings(tmp_path, "smoke", {"train": {"backend": "detectron2", "architecture": "resnet50"}})
+    assert cfg.train.architecture == "resnet50"
+
+
+def test_warmup_longer_than_the_shortest_trial_is_refused(tmp_path: Path):
+    with pytest.raises(SettingsError, match=r"train.warmup_iters \(500\).*shortest grid.max_iter \(300\)"):
+        build_settings(tmp_path, "full", {"train": {"warmup_iters": 500}})
+
+
+def test_trial_checkpoints_are_pruned_unless_kept(tmp_path: Path):
+    assert build_settings(tmp_path, "full").grid.keep_trial_checkpoints is False
+    kept = build_settings(tmp_path, "full", {"grid": {"keep_trial_checkpoints": True}})
+    assert kept.grid.keep_trial_checkpoints is True

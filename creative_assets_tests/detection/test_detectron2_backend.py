@@ -270,3 +270,26 @@ def test_registering_a_split_twice_gives_one_dataset_with_the_classes(split):
 def test_registering_a_split_whose_categories_are_not_the_classes_is_an_error(split):
     with pytest.raises(ValueError, match="are not the classes to train"):
         register_coco_split(split, ["product", "logo"])
+
+
+def test_resnet18_is_the_r50_fpn_yaml_with_detectron2s_own_depth_and_width_keys(tmp_path):
+    settings = SETTINGS.model_copy(update={"architecture": "resnet18"})
+    cfg = build_config(settings, CLASSES, PARAMS, tmp_path)
+    assert (cfg.MODEL.RESNETS.DEPTH, cfg.MODEL.RESNETS.RES2_OUT_CHANNELS, cfg.MODEL.FPN.OUT_CHANNELS) == (
+        18,
+        64,
+        64,
+    )
+    assert cfg.MODEL.ANCHOR_GENERATOR.SIZES == [[16], [32], [64], [128], [256]]
+    assert cfg.MODEL.ROI_BOX_HEAD.FC_DIM == 256 and cfg.MODEL.ROI_HEADS.NUM_CLASSES == len(CLASSES)
+    from detectron2.modeling import build_model as d2_build_model
+
+    params = sum(p.numel() for p in d2_build_model(cfg).parameters())
+    assert 10e6 < params < 15e6  # ResNet-18 (11.2 M) plus a slim FPN and heads
+
+
+@pytest.mark.parametrize("weights", ["coco", "imagenet"])
+def test_resnet18_has_no_published_weights(tmp_path, weights):
+    settings = SETTINGS.model_copy(update={"architecture": "resnet18", "weights": weights})
+    with pytest.raises(WeightsUnavailableError, match=f"no {weights} weights for resnet18"):
+        build_config(settings, CLASSES, PARAMS, tmp_path)

@@ -233,8 +233,12 @@ def test_load_refuses_a_foreign_file(tmp_path):
         TorchvisionBackend("cpu").load(path)
 
 
-def test_every_listed_architecture_is_a_train_setting():
-    assert set(ARCHITECTURES) == set(TrainSettings.model_fields["architecture"].annotation.__args__)
+def test_every_architecture_is_a_train_setting_and_routed_to_a_backend_that_builds_it():
+    from creative_assets.detection.registry import BACKEND_ARCHITECTURES
+
+    settings = set(TrainSettings.model_fields["architecture"].annotation.__args__)
+    assert set(BACKEND_ARCHITECTURES["torchvision"]) == set(ARCHITECTURES)
+    assert set(BACKEND_ARCHITECTURES["detectron2"]) | set(ARCHITECTURES) == settings
 
 
 def test_cpu_threads_apply_inside_predict_only(trained):
