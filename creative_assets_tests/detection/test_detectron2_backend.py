@@ -293,3 +293,10 @@ def test_resnet18_has_no_published_weights(tmp_path, weights):
     settings = SETTINGS.model_copy(update={"architecture": "resnet18", "weights": weights})
     with pytest.raises(WeightsUnavailableError, match=f"no {weights} weights for resnet18"):
         build_config(settings, CLASSES, PARAMS, tmp_path)
+
+
+def test_the_registry_routes_exactly_the_architectures_this_backend_builds():
+    from creative_assets.detection.detectron2_backend import ARCHITECTURE_CONFIGS
+    from creative_assets.detection.registry import BACKEND_ARCHITECTURES
+
+    assert set(ARCHITECTURE_CONFIGS) == set(BACKEND_ARCHITECTURES["detectron2"])
