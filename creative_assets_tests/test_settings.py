@@ -108,9 +108,12 @@ def test_cpu_profiles_on_detectron2_train_its_small_resnet18(tmp_path: Path):
         assert on_d2.train.architecture == "resnet18"
         auto = build_settings(tmp_path, profile, {"train": {"backend": "auto"}})
         assert auto.train.architecture == "tiny"
-        # the input sizes and solver stay the profile's
+        # the input sizes and schedule stay the profile's
         assert on_d2.train.min_size_test == auto.train.min_size_test
-        assert on_d2.train.base_lr == auto.train.base_lr
+        assert on_d2.train.steps == auto.train.steps
+    # the demo's rate for tiny (0.02) diverges ResNet-18; it takes the linear scaling rule's 0.02 × 4 / 16
+    demo = build_settings(tmp_path, "demo", {"train": {"backend": "detectron2"}})
+    assert demo.train.scaled_base_lr() == pytest.approx(0.005)
 
 
 def test_an_explicit_architecture_beats_the_backend_default(tmp_path: Path):
