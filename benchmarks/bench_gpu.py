@@ -708,6 +708,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         )
 
         results["train"] = None
+        # detection results first: a failure or timeout in training must not lose them
+        print_detection(results)
+        write_results(results, args.out)
         if args.train_iters:
             train = time_training(
                 base, settings, args.train_iters, args.train_warmup, width, height, args.seed
@@ -717,21 +720,25 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 args.grid_models * train["grid_iterations_per_object"] * (train["seconds_per_iter"] / 3600)
             )
             results["train"] = train
-
-    print_table(results)
-    if args.out:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(results, indent=2) + "\n")
+            print_training(train)
+            write_results(results, args.out)
     return results
+
+
+def write_results(results: dict[str, Any], out: str | None) -> None:
+    """The results as JSON at `out` (nothing when None)."""
+    if out:
+        path = Path(out)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(results, indent=2) + "\n")
 
 
 def _fmt(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
-def print_table(r: dict[str, Any]) -> None:
-    """The results as a few readable lines."""
+def print_detection(r: dict[str, Any]) -> None:
+    """The detection results as a few readable lines."""
     print(
         f"{r['device_name']} ({r['device']}), torch {r['torch']}, torchvision {r['torchvision']}; "
         f"{r['architecture']} ({r['backend']}, {r['weights']}), {r['image_size'][0]}x{r['image_size'][1]} → "
@@ -758,16 +765,18 @@ def print_table(r: dict[str, Any]) -> None:
         f"per image matched (IoU >= {a['iou_min']}, |score diff| <= {a['score_tol']}; "
         f"mean |diff| {_fmt(a['mean_abs_score_diff'], '.2e')}, max {_fmt(a['max_abs_score_diff'], '.2e')})"
     )
-    t = r["train"]
-    if t:
-        print(
-            f"training ({t['backend']}): {t['seconds_per_iter']:.3f} s/iteration (IMS_PER_BATCH {t['ims_per_batch']}, "
-            f"MIN_SIZE_TRAIN {t['min_size_train']}, ROI batch {t['batch_size_per_image']}, amp {t['amp']}); "
-            f"grid: {t['grid_runs_per_object']} runs, {t['grid_iterations_per_object']} iterations per object "
-            f"({t['grid_iterations_per_object_unshared']} without prefix sharing) → one brand of "
-            f"{t['objects_per_brand']} objects {t['brand_grid_hours']:.2f} h, {t['grid_models']} models "
-            f"{t['all_models_grid_hours']:.2f} h (training only)"
-        )
+
+
+def print_training(t: dict[str, Any]) -> None:
+    """The training timing and the grid time it implies, as one line."""
+    print(
+        f"training ({t['backend']}): {t['seconds_per_iter']:.3f} s/iteration (IMS_PER_BATCH {t['ims_per_batch']}, "
+        f"MIN_SIZE_TRAIN {t['min_size_train']}, ROI batch {t['batch_size_per_image']}, amp {t['amp']}); "
+        f"grid: {t['grid_runs_per_object']} runs, {t['grid_iterations_per_object']} iterations per object "
+        f"({t['grid_iterations_per_object_unshared']} without prefix sharing) → one brand of "
+        f"{t['objects_per_brand']} objects {t['brand_grid_hours']:.2f} h, {t['grid_models']} models "
+        f"{t['all_models_grid_hours']:.2f} h (training only)"
+    )
 
 
 if __name__ == "__main__":
