@@ -65,6 +65,7 @@ from creative_assets.detection.torchvision_backend import (
     CHECKPOINT_FORMAT,
     TorchvisionDetector,
     seed_everything,
+    torch_threads,
 )
 from creative_assets.layout import DataRoot
 from creative_assets.media.frames import extract_video_frames
@@ -384,7 +385,8 @@ def run_loop(
             return torchvision_loop(model, items, device)
 
         loop(warm)
-    with measured(device) as stats:
+    # on a CPU, the same torch threads as our detector uses (`train.cpu_threads`)
+    with torch_threads(settings.train.cpu_threads if device == "cpu" else None), measured(device) as stats:
         predictions = loop(paths)
     stats["setup_seconds_subtracted"] = setup
     stats["seconds"] = max(stats["seconds"] - setup, 1e-9)
