@@ -124,6 +124,8 @@ class TorchvisionDetector:
         if device == "cuda":
             # cuDNN's fp16 convolutions are fastest with NHWC weights and activations
             self.model.to(memory_format=torch.channels_last)
+            # creatives of one campaign share a few sizes, so autotuned convolutions are reused
+            torch.backends.cudnn.benchmark = True
 
     def predict(self, images: Sequence[np.ndarray], score_floor: float = 0.0) -> list[Predictions]:
         """One forward pass over the batch; boxes in input-image pixels, scores ≥ `score_floor`."""
@@ -131,9 +133,10 @@ class TorchvisionDetector:
             return []
         tensors = []
         for image in images:
-            rgb = np.ascontiguousarray(as_bgr(image)[:, :, ::-1])
-            t = torch.from_numpy(rgb).to(self.device, non_blocking=True)
-            tensors.append(t.permute(2, 0, 1).float().div_(255.0))
+            # BGR uint8 goes to the device as it is; the channel flip and the float conversion run there
+            # (on an H200 the host-side flip copy took a quarter of the detection time).
+            bgr = torch.from_numpy(np.ascontiguousarray(as_bgr(image))).to(self.device, non_blocking=True)
+            tensors.append(bgr.permute(2, 0, 1).flip(0).float().div_(255.0))
         with torch_threads(self.cpu_threads), torch.inference_mode(), autocast_on_cuda(self.device, self.amp):
             outputs = self.model(tensors)
         results = []
