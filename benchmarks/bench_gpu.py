@@ -61,12 +61,8 @@ from creative_assets.detection.backend import CocoSplit, Predictions, TrialParam
 from creative_assets.detection.batch_detect import LoadedModel, run_detection, work_items
 from creative_assets.detection.grid import training_groups
 from creative_assets.detection.registry import get_backend, resolve_backend_name, resolve_device
-from creative_assets.detection.torchvision_backend import (
-    CHECKPOINT_FORMAT,
-    TorchvisionDetector,
-    seed_everything,
-    torch_threads,
-)
+from creative_assets.detection.runtime import seed_everything, torch_threads
+from creative_assets.detection.torchvision_backend import CHECKPOINT_FORMAT, TorchvisionDetector
 from creative_assets.layout import DataRoot
 from creative_assets.media.frames import extract_video_frames
 from creative_assets.media.manifest import scan_creatives

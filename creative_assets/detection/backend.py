@@ -7,7 +7,6 @@ hyper-parameter names (detectron2's) so a grid means the same thing on either.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -53,6 +52,19 @@ class Predictions:
     def __len__(self) -> int:
         return int(self.scores.shape[0])
 
+    @classmethod
+    def from_tensors(
+        cls, boxes: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor, score_floor: float = 0.0
+    ) -> Predictions:
+        """One image's detections from a model's output tensors (any device, any float dtype), keeping
+        scores ≥ `score_floor`; `labels` must already index `Detector.classes`."""
+        keep = scores >= score_floor
+        return cls(
+            boxes=boxes[keep].float().cpu().numpy().astype(np.float32).reshape(-1, 4),
+            scores=scores[keep].float().cpu().numpy().astype(np.float32),
+            labels=labels[keep].cpu().numpy().astype(np.int64),
+        )
+
 
 @dataclass
 class TrainResult:
@@ -79,6 +91,9 @@ class DetectorBackend(Protocol):
     """Trains and loads detectors."""
 
     name: str
+    # True when a snapshot at iteration k of a longer run equals a k-iteration run with the same seed (the LR
+    # schedule and the data stream never depend on MAX_ITER), so the grid may share one run per ROI batch size
+    prefix_stable: bool
 
     def train(
         self,
@@ -98,13 +113,6 @@ class DetectorBackend(Protocol):
         ...
 
 
-def autocast_on_cuda(device: str, enabled: bool) -> AbstractContextManager:
-    """fp16 autocast on CUDA when enabled; a no-op elsewhere (CPU inference stays fp32)."""
-    if enabled and device == "cuda":
-        return torch.autocast(device_type="cuda", dtype=torch.float16)
-    return nullcontext()
-
-
 def as_bgr(image: np.ndarray) -> np.ndarray:
     """A uint8 (H, W, 3) BGR view of a grey, BGR or BGRA image; ValueError for anything else."""
     image = np.asarray(image)
@@ -117,11 +125,3 @@ def as_bgr(image: np.ndarray) -> np.ndarray:
     if image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"images must be (H, W, 3) BGR, got shape {image.shape}")
     return image
-
-
-def training_loader_workers(device: str, requested: int | None) -> int:
-    """DataLoader workers for training: as requested, else 0 on a CPU (its cores are busy training) and 4 on
-    a GPU (decoding ahead keeps it fed)."""
-    if requested is not None:
-        return requested
-    return 4 if device == "cuda" else 0

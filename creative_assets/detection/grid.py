@@ -466,7 +466,7 @@ def run_grid(
     gt, fingerprints, todo = plan.gt, plan.fingerprints, plan.todo
     results: dict[str, dict[str, Any]] = dict(plan.finished)
 
-    share = settings.train.share_grid_prefix and bool(getattr(backend, "prefix_stable", False))
+    share = settings.train.share_grid_prefix and backend.prefix_stable
     runs = [TrainingRun(trials=group, runs_dir=out_dir / "runs") for group in training_groups(todo, share)]
     total = sum(r.top.max_iter for r in runs)
 

@@ -12,10 +12,22 @@ from __future__ import annotations
 import importlib.util
 from dataclasses import dataclass
 
-import torch
-
 from creative_assets.detection.backend import DetectorBackend
+from creative_assets.detection.runtime import BackendUnavailableError, resolve_device
 from creative_assets.settings import TrainSettings
+
+__all__ = [
+    "BACKENDS",
+    "BACKEND_ARCHITECTURES",
+    "BackendChoice",
+    "BackendUnavailableError",
+    "backend_by_name",
+    "backend_choice",
+    "cpu_threads",
+    "get_backend",
+    "resolve_backend_name",
+    "resolve_device",
+]  # fmt: skip  (BackendUnavailableError and resolve_device are runtime's, re-exported for callers)
 
 BACKENDS = ("detectron2", "torchvision")
 
@@ -24,10 +36,6 @@ BACKEND_ARCHITECTURES: dict[str, tuple[str, ...]] = {
     "detectron2": ("resnext101_32x8d", "resnet50", "resnet50_v2", "resnet18"),
     "torchvision": ("resnext101_32x8d", "resnet50_v2", "resnet50", "mobilenet_v3_large", "tiny"),
 }
-
-
-class BackendUnavailableError(RuntimeError):
-    """The backend or device named in the settings cannot be used here."""
 
 
 @dataclass(frozen=True)
@@ -84,19 +92,6 @@ def backend_choice(settings: TrainSettings) -> BackendChoice:
 def resolve_backend_name(settings: TrainSettings) -> str:
     """`detectron2` or `torchvision`: the backend `settings.backend` selects on this machine."""
     return backend_choice(settings).name
-
-
-def resolve_device(device: str | None) -> str:
-    """`cuda` or `cpu` for a device setting (`auto`/None → CUDA when available)."""
-    if device in (None, "auto"):
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise BackendUnavailableError(
-            "train.device is 'cuda' but no CUDA device is visible; use 'auto' or 'cpu'"
-        )
-    if device not in ("cpu", "cuda"):
-        raise BackendUnavailableError(f"train.device must be auto, cpu or cuda, got {device!r}")
-    return device
 
 
 def cpu_threads(settings: TrainSettings) -> int | None:

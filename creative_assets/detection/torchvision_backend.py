@@ -12,10 +12,8 @@ and the model's state_dict.
 
 from __future__ import annotations
 
-import random
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +21,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from creative_assets.atomic import atomic_path
-from creative_assets.detection.architectures import (
-    PRETRAINED_CHOICES,
-    WeightsUnavailableError,
-    build_model,
-    load_initial_weights,
-)
+from creative_assets.detection.architectures import PRETRAINED_CHOICES, build_model, load_initial_weights
 from creative_assets.detection.backend import (
     CocoSplit,
     Predictions,
@@ -37,68 +29,33 @@ from creative_assets.detection.backend import (
     TrainResult,
     TrialParams,
     as_bgr,
-    autocast_on_cuda,
-    training_loader_workers,
+)
+from creative_assets.detection.checkpoint import (
+    CheckpointError,
+    checkpoint_meta,
+    checkpoint_name,
+    read_checkpoint,
+    read_initial_weights,
+    write_checkpoint,
 )
 from creative_assets.detection.coco_data import (
     CocoDetectionDataset,
     InfiniteTrainingSampler,
     collate_samples,
 )
-from creative_assets.detection.registry import resolve_device
+from creative_assets.detection.runtime import (
+    autocast_on_cuda,
+    resolve_device,
+    seed_everything,
+    torch_threads,
+    training_loader_workers,
+)
 from creative_assets.detection.solver import build_lr_scheduler, build_optimizer
 from creative_assets.settings import TrainSettings
 
+__all__ = ["CHECKPOINT_FORMAT", "CheckpointError", "TorchvisionBackend", "TorchvisionDetector"]
+
 CHECKPOINT_FORMAT = "creative_assets/torchvision-faster-rcnn/1"
-
-
-class CheckpointError(ValueError):
-    """A file that is not a checkpoint this backend wrote."""
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch (CPU and CUDA) generators."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-@contextmanager
-def torch_threads(threads: int | None) -> Iterator[None]:
-    """Run the block with `threads` torch intra-op threads, then restore; None leaves torch's setting alone.
-
-    Small detectors on a CPU run no faster with two threads than with one (measured: 0.069 vs 0.074
-    s/iteration on 2 cores), and a second thread only steals the core another process could use.
-    """
-    if not threads:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-def checkpoint_name(iteration: int) -> str:
-    """File name of the snapshot taken after `iteration` iterations."""
-    return f"model_{iteration:07d}.pth"
-
-
-def _read_initial_state(path: Path) -> dict[str, torch.Tensor]:
-    try:
-        loaded = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise WeightsUnavailableError(
-            f"cannot read train.weights checkpoint {path}: {err}. Set train.weights to 'none' or to a "
-            "checkpoint saved by this backend (or a plain state_dict)"
-        ) from err
-    if isinstance(loaded, dict) and "state_dict" in loaded:
-        loaded = loaded["state_dict"]
-    if not isinstance(loaded, dict):
-        raise WeightsUnavailableError(f"train.weights checkpoint {path} holds no state_dict")
-    return loaded
 
 
 class TorchvisionDetector:
@@ -139,27 +96,14 @@ class TorchvisionDetector:
             tensors.append(bgr.permute(2, 0, 1).flip(0).float().div_(255.0))
         with torch_threads(self.cpu_threads), torch.inference_mode(), autocast_on_cuda(self.device, self.amp):
             outputs = self.model(tensors)
-        results = []
-        for out in outputs:
-            keep = out["scores"] >= score_floor
-            results.append(
-                Predictions(
-                    boxes=out["boxes"][keep].float().cpu().numpy().astype(np.float32).reshape(-1, 4),
-                    scores=out["scores"][keep].float().cpu().numpy().astype(np.float32),
-                    labels=(out["labels"][keep] - 1).cpu().numpy().astype(np.int64),
-                )
-            )
-        return results
+        # torchvision's label 0 is the background class
+        return [
+            Predictions.from_tensors(o["boxes"], o["scores"], o["labels"] - 1, score_floor) for o in outputs
+        ]
 
     def save(self, path: Path) -> None:
         """Write this detector as a checkpoint `TorchvisionBackend.load` reads back (atomically)."""
-        _write_checkpoint(self.model, Path(path), self.meta)
-
-
-def _write_checkpoint(model: torch.nn.Module, path: Path, meta: dict[str, Any]) -> None:
-    state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-    with atomic_path(path) as tmp:
-        torch.save({**meta, "state_dict": state}, tmp)
+        write_checkpoint(self.model, Path(path), self.meta)
 
 
 class TorchvisionBackend:
@@ -219,7 +163,8 @@ class TorchvisionBackend:
             )
         else:
             model, _ = build_model(settings.architecture, len(classes), settings, params.batch_size_per_image)
-            counts = load_initial_weights(model, _read_initial_state(Path(settings.weights)))
+            initial = read_initial_weights(Path(settings.weights))["state_dict"]
+            counts = load_initial_weights(model, initial)
             note = f"{settings.weights} ({counts['loaded']} tensors loaded, {counts['skipped']} initialised)"
         model.to(device).train()
 
@@ -280,7 +225,7 @@ class TorchvisionBackend:
             if done in snaps:
                 path = out_dir / checkpoint_name(done)
                 trial = {"max_iter": done, "batch_size_per_image": params.batch_size_per_image}
-                _write_checkpoint(model, path, {**meta, "params": trial, "iteration": done})
+                write_checkpoint(model, path, {**meta, "params": trial, "iteration": done})
                 checkpoints[done] = path
                 seconds[done] = elapsed
         return TrainResult(
@@ -292,9 +237,7 @@ class TorchvisionBackend:
     def load(self, checkpoint: Path, device: str | None = None) -> TorchvisionDetector:
         """Load a checkpoint written by `train` onto `device` (default: the backend's device)."""
         device = resolve_device(device if device is not None else self.device)
-        ckpt = torch.load(Path(checkpoint), map_location=device, weights_only=True)
-        if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-            raise CheckpointError(f"{checkpoint} is not a torchvision-backend checkpoint of this project")
+        ckpt = read_checkpoint(Path(checkpoint), CHECKPOINT_FORMAT, self.name, device)
         known = set(TrainSettings.model_fields)
         settings = TrainSettings.model_validate(
             {k: v for k, v in ckpt["train_settings"].items() if k in known}
@@ -305,5 +248,6 @@ class TorchvisionBackend:
         )
         model.load_state_dict(ckpt["state_dict"])
         model.to(device)
-        meta = {k: v for k, v in ckpt.items() if k != "state_dict"}
-        return TorchvisionDetector(model, classes, device, settings.amp, meta, self.cpu_threads)
+        return TorchvisionDetector(
+            model, classes, device, settings.amp, checkpoint_meta(ckpt), self.cpu_threads
+        )

@@ -166,7 +166,7 @@ def run_grid_ray(
     all_params, fingerprints, todo = plan.params, plan.fingerprints, plan.todo
 
     backend = _backend(backend_name, settings)
-    share = settings.train.share_grid_prefix and bool(getattr(backend, "prefix_stable", False))
+    share = settings.train.share_grid_prefix and backend.prefix_stable
     groups = training_groups(todo, share)
     runs = {_run_name(g): [(p.max_iter, p.batch_size_per_image) for p in g] for g in groups}
     errors: list[dict[str, str]] = []

@@ -17,6 +17,7 @@ from creative_assets.detection.architectures import (
     build_model,
 )
 from creative_assets.detection.backend import Predictions, TrialParams
+from creative_assets.detection.checkpoint import CheckpointError
 from creative_assets.detection.coco_data import read_bgr
 from creative_assets.detection.registry import (
     BackendUnavailableError,
@@ -24,8 +25,9 @@ from creative_assets.detection.registry import (
     resolve_backend_name,
     resolve_device,
 )
+from creative_assets.detection.runtime import torch_threads
 from creative_assets.detection.split_inference import predict_split
-from creative_assets.detection.torchvision_backend import CheckpointError, TorchvisionBackend, torch_threads
+from creative_assets.detection.torchvision_backend import TorchvisionBackend
 from creative_assets.settings import TrainSettings, build_settings
 from creative_assets_tests.detection.test_coco_data import write_toy_coco
 
