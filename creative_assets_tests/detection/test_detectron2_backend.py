@@ -300,3 +300,13 @@ def test_the_registry_routes_exactly_the_architectures_this_backend_builds():
     from creative_assets.detection.registry import BACKEND_ARCHITECTURES
 
     assert set(ARCHITECTURE_CONFIGS) == set(BACKEND_ARCHITECTURES["detectron2"])
+
+
+def test_coco_weights_that_cannot_be_fetched_raise_a_clear_error(split, tmp_path, monkeypatch):
+    """detectron2's download cache root is a file, so the fetch fails with or without a network."""
+    blocked = tmp_path / "fvcore_cache"
+    blocked.write_text("a file where the cache folder should be")
+    monkeypatch.setenv("FVCORE_CACHE", str(blocked))
+    settings = SETTINGS.model_copy(update={"weights": "coco"})
+    with pytest.raises(WeightsUnavailableError, match=r"cannot get the coco weights.*train\.weights"):
+        Detectron2Backend(device="cpu").train(split, CLASSES, PARAMS, settings, tmp_path / "out")
