@@ -383,6 +383,10 @@ def read_settings_file(data_root: Path) -> dict[str, Any]:
         return {}
     try:
         loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as err:
+        raise SettingsError(
+            f"invalid settings ({path}): not UTF-8 text: {err.reason} at byte {err.start}"
+        ) from None
     except yaml.YAMLError as err:
         raise SettingsError(f"invalid settings ({path}): not valid YAML: {err}") from None
     if loaded is None:

@@ -8,6 +8,8 @@ Every stage that opens a still image or an extracted frame goes through `decode_
   1/4 or 1/8); any other format over the budget is refused. A 1.2 MB 20000×20000 PNG would otherwise need
   1.2 GB for its pixels alone, and several times that in the decoders' working buffers.
 - Truncation errors stay on: a JPEG or PNG cut short raises instead of being grey-filled and then scored.
+  A PNG's chunk checksums are verified too (noise compresses to stored blocks, so flipped bytes there decode
+  without any zlib error). JPEG has no checksum: damage inside its entropy-coded data cannot be told apart.
 - Pillow's own decompression-bomb guard is replaced by the budget (it would refuse large JPEGs before the
   reduced decode could run), so it is switched off when this module is imported.
 
@@ -148,8 +150,18 @@ def decode_bytes(data: bytes, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS) ->
         pixels = np.asarray(rgb)[:, :, ::-1].copy()  # RGB → BGR, the layout every model here expects
     finally:
         image.close()
+    if header.format == "PNG":
+        _verify_checksums(data)
     height, width = pixels.shape[:2]
     return DecodedPixels(pixels, header, header.width / width, header.height / height)
+
+
+def _verify_checksums(data: bytes) -> None:
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.verify()
+    except Exception as exc:  # Pillow raises several types here (SyntaxError, OSError, struct.error)
+        raise ImageDecodeError(f"corrupt image: {exc}") from None
 
 
 def decode_file(path: Path, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS) -> DecodedPixels:
