@@ -275,6 +275,7 @@ class BatchRows:
                 f"outside its {self.n_classes[model_index]} classes"
             )
         height, width = image.image.shape[:2]  # type: ignore[union-attr]
+        height, width = height * image.scale_y, width * image.scale_x  # full-size, like the boxes
         box_area = np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0, None)
         k = len(labels)
         self.positions.append(np.full(k, image.position, dtype=np.int64))
