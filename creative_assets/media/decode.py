@@ -90,8 +90,15 @@ def _open(data: bytes) -> Image.Image:
 
 
 def _orientation(image: Image.Image) -> int:
+    """The EXIF orientation from the header alone. `getexif()` is not used: for a PNG it decodes the whole
+    image to look for an eXIf chunk after the pixels, which is exactly what the budget check must precede."""
+    raw = image.info.get("exif")
+    if not raw:
+        return 1
     try:
-        return int(image.getexif().get(0x0112, 1) or 1)
+        exif = Image.Exif()
+        exif.load(raw)
+        return int(exif.get(0x0112, 1) or 1)
     except Exception:  # a broken EXIF block must not stop the decode; orientation then stays as stored
         return 1
 
