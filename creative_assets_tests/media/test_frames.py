@@ -287,6 +287,7 @@ def test_progress_is_reported_once_per_video(root: DataRoot) -> None:
 
 @pytest.mark.parametrize("stride", [0, -3])
 def test_stride_below_one_is_rejected(root: DataRoot, stride: int) -> None:
+    root.creatives(BRAND).mkdir(parents=True)
     manifest, _ = scan_creatives(root, BRAND)
 
     with pytest.raises(ValueError, match="stride"):
