@@ -430,7 +430,7 @@ LABEL_CASES: list[Case] = [
     ),
     Case(
         "jsonl with a broken line",
-        _label("l.jsonl", '{broken\n'),
+        _label("l.jsonl", "{broken\n"),
         Outcome("JSON"),
     ),
     Case("label file linked from outside", _label_link, Outcome("path escapes the data root")),

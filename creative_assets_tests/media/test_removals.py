@@ -132,7 +132,9 @@ def test_a_missing_creatives_folder_fails_the_manifest_and_keeps_the_last_one(
     failure = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE][0]
     cause = failure.step_failure_data.error.cause
     assert cause.cls_name == "CreativesFolderError"
-    assert cause.message.startswith("creative_assets.media.manifest.CreativesFolderError: raw/acme/creatives (")
+    assert cause.message.startswith(
+        "creative_assets.media.manifest.CreativesFolderError: raw/acme/creatives ("
+    )
     assert "does not exist" in cause.message
     kept = read_table(root.warehouse("creative_manifest", BRAND))
     assert sorted(kept["creative_id"]) == ["a.png", "b.png"]
