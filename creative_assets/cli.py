@@ -17,6 +17,7 @@ from creative_assets.settings import (
     PROFILES,
     SettingsError,
     load_settings,
+    require_data_root,
     validate_brand,
 )
 
@@ -79,9 +80,18 @@ def add_brand(name: str, data: Path, *, create_folder: bool = True) -> None:
         instance.add_dynamic_partitions(BRAND_PARTITIONS_NAME, [name])
 
 
+def _existing_data_root(arg: str | None) -> Path:
+    """The data root of a command that must not create one."""
+    data = _data_root(arg)
+    try:
+        return require_data_root(data)
+    except SettingsError as err:
+        raise CliError(str(err), "create it with `creative-assets demo-data`, or fix the path") from None
+
+
 def cmd_add_brand(args: argparse.Namespace) -> int:
     """Add a brand partition (and its folders) by hand; optionally ingest it now."""
-    data = _data_root(args.data)
+    data = _existing_data_root(args.data)
     add_brand(args.name, data)
     print(f"brand {args.name!r} added (raw folder: {data / 'raw' / args.name})")
     if args.ingest:
@@ -135,7 +145,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_backfill(args: argparse.Namespace) -> int:
     """Launch a backfill of train_job over every object of a brand (needs the daemon, e.g. `dagster dev`)."""
-    data = _data_root(args.data)
+    data = _existing_data_root(args.data)
     brand = _known_brands(data, args.brand)[0]
     cfg = _settings(data, args.profile)
     add_brand(brand, data, create_folder=False)

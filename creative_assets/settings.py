@@ -193,6 +193,31 @@ class DetectionSettings(_Strict):
     loader_workers: int = Field(2, ge=0, description="DataLoader workers decoding ahead")
 
 
+class MediaSettings(_Strict):
+    """Limits on what any stage decodes: an image's header is checked against them before its pixels."""
+
+    max_megapixels: float = Field(
+        50.0,
+        gt=0,
+        description="pixel budget per image (width × height / 1e6); larger JPEGs are decoded reduced, other "
+        "formats become errors rows",
+    )
+
+
+class RemovalSettings(_Strict):
+    """When creatives missing from a new manifest may be treated as removed downstream."""
+
+    max_shrink_fraction: float = Field(
+        0.2,
+        ge=0,
+        le=1,
+        description="a manifest losing more than this fraction of its creatives fails its blocking check",
+    )
+    confirm: bool = Field(
+        False, description="confirm a larger removal (or tag the run creative_assets/confirm_removal=true)"
+    )
+
+
 class Settings(_Strict):
     """Everything the pipeline needs, validated once."""
 
@@ -208,6 +233,8 @@ class Settings(_Strict):
     train: TrainSettings = Field(default_factory=TrainSettings)
     detection: DetectionSettings = Field(default_factory=DetectionSettings)
     executor: Literal["local", "ray"] = "local"
+    media: MediaSettings = Field(default_factory=MediaSettings)
+    removal: RemovalSettings = Field(default_factory=RemovalSettings)
 
     @field_validator("objects")
     @classmethod
@@ -364,6 +391,23 @@ def build_settings(
         raise SettingsError(_format_error(err, f"profile {profile}")) from None
 
 
+class DataRootError(SettingsError):
+    """A data root that does not exist or is not a folder."""
+
+
+def require_data_root(data_root: str | Path) -> Path:
+    """`data_root` if it is an existing folder, else DataRootError: a mistyped root or a missing mount must
+    never be read as an empty data root (only `demo-data` and `demo` create one)."""
+    path = Path(data_root)
+    if not path.is_dir():
+        what = "is not a folder" if path.exists() else "does not exist"
+        raise DataRootError(
+            f"the data root {path} {what}; check {DATA_ENV} or --data (is the share mounted?). "
+            "Only `creative-assets demo-data` and `creative-assets demo` create a new data root"
+        )
+    return path
+
+
 def read_settings_file(data_root: Path) -> dict[str, Any]:
     """The override mapping in `<data root>/creative_assets.yaml`, or {} when absent."""
     path = Path(data_root) / SETTINGS_FILE
@@ -371,6 +415,10 @@ def read_settings_file(data_root: Path) -> dict[str, Any]:
         return {}
     try:
         loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as err:
+        raise SettingsError(
+            f"invalid settings ({path}): not UTF-8 text: {err.reason} at byte {err.start}"
+        ) from None
     except yaml.YAMLError as err:
         raise SettingsError(f"invalid settings ({path}): not valid YAML: {err}") from None
     if loaded is None:

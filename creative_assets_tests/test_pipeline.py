@@ -103,8 +103,8 @@ def test_detection_rerun_reuses_every_batch(smoke_pipeline, root: DataRoot):
 
 
 def _grid_without_timing(df: pd.DataFrame) -> pd.DataFrame:
-    # shared_run differs by design: a trial redone alone is trained alone, to the same weights
-    columns = ["train_seconds", "checkpoint", "shared_run"]
+    # a trial redone alone keeps its shared_run label (the run it belongs to in the whole grid)
+    columns = ["train_seconds", "checkpoint"]
     return df.drop(columns=columns).sort_values("trial").reset_index(drop=True)
 
 

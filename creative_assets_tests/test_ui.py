@@ -41,6 +41,8 @@ def dagster_dev(smoke_pipeline) -> Iterator[str]:
         "DAGSTER_HOME": str(smoke_pipeline.dagster_home),
         "CREATIVE_ASSETS_DATA": str(smoke_pipeline.root),
         "CREATIVE_ASSETS_PROFILE": "smoke",
+        # this checkout's package, also for the instance's run launcher (creative_assets.run_health)
+        "PYTHONPATH": str(REPO),
     }
     log = open(smoke_pipeline.dagster_home / "dagster_dev.log", "w")  # noqa: SIM115
     proc = subprocess.Popen(
@@ -141,6 +143,8 @@ def test_new_brand_folder_is_ingested_by_the_sensor_then_backfilled(dagster_dev:
         "DAGSTER_HOME": str(smoke_pipeline.dagster_home),
         "CREATIVE_ASSETS_DATA": str(smoke_pipeline.root),
         "CREATIVE_ASSETS_PROFILE": "smoke",
+        # this checkout's package, also for the instance's run launcher (creative_assets.run_health)
+        "PYTHONPATH": str(REPO),
     }
     launched = subprocess.run(
         [_bin("creative-assets"), "backfill", "--brand", brand],

@@ -11,7 +11,8 @@ from creative_assets.assets.metadata import error_metadata, preview, write_error
 from creative_assets.labels.coco_splits import build_coco_datasets
 from creative_assets.labels.detectron2_catalog import detectron2_available, register_splits
 from creative_assets.labels.resolve import ANNOTATION_COLUMNS, LABEL_IMAGE_COLUMNS, build_label_set
-from creative_assets.layout import DataRoot
+from creative_assets.layout import DataRoot, PathEscapeError
+from creative_assets.media.decode import ImageDecodeError, decode_file
 from creative_assets.partitions import brand_object_partitions, brand_partitions, split_partition_key
 from creative_assets.reporting.plots import image_grid, markdown_image
 from creative_assets.resources.settings_resource import SettingsResource
@@ -101,8 +102,9 @@ def _sample_grid(root: DataRoot, json_path: str, limit: int = 8) -> str | None:
     for img in coco["images"]:
         if img["id"] not in by_image:
             continue
-        pixels = cv2.imread(str(root.resolve_inside(img["file_name"])))
-        if pixels is None:
+        try:
+            pixels = decode_file(root.resolve_inside(img["file_name"])).image
+        except (ImageDecodeError, PathEscapeError):
             continue
         for ann in by_image[img["id"]]:
             x, y, w, h = (int(round(v)) for v in ann["bbox"])

@@ -2,7 +2,6 @@
 
 import json
 
-import cv2
 import dagster as dg
 import pandas as pd
 
@@ -16,13 +15,15 @@ from creative_assets.detection.split_inference import predict_split
 from creative_assets.detection.thresholds import optimal_thresholds as compute_optimal_thresholds
 from creative_assets.layout import DataRoot
 from creative_assets.locks import partition_lock
+from creative_assets.media.decode import ImageDecodeError, decode_file
+from creative_assets.media.removals import REMOVALS_ASSET, confirmed_removals
 from creative_assets.partitions import brand_object_partitions, brand_partitions, split_partition_key
 from creative_assets.reporting.plots import detections_overlay, markdown_image, threshold_curve
 from creative_assets.resources.settings_resource import SettingsResource
 from creative_assets.resources.warehouse_io_manager import TableRef
 from creative_assets.settings import Settings
 from creative_assets.tables.schemas import DETECTION_COLUMNS
-from creative_assets.tables.warehouse import count_true, read_head
+from creative_assets.tables.warehouse import count_true, read_head, read_table
 
 OWNERS = ["team:computer-vision"]
 THRESHOLD_COLUMNS = [
@@ -166,7 +167,7 @@ def model_specs(cfg: Settings, chosen: list[pd.DataFrame], thresholds: list[pd.D
     return specs
 
 
-def _overlay_samples(root: DataRoot, detections: pd.DataFrame, limit: int = 3) -> str:
+def _overlay_samples(root: DataRoot, detections: pd.DataFrame, max_megapixels: float, limit: int = 3) -> str:
     shown = detections[detections["above_threshold"]]
     parts = []
     for creative, group in list(shown.groupby(["creative_id", "frame_index"], dropna=False, sort=True))[
@@ -177,12 +178,14 @@ def _overlay_samples(root: DataRoot, detections: pd.DataFrame, limit: int = 3) -
             path = root.creatives(str(first["brand"])) / str(first["creative_id"])
         else:
             path = root.frame_path(str(first["brand"]), str(first["creative_id"]), int(first["frame_index"]))
-        pixels = cv2.imread(str(path))
-        if pixels is None:
+        try:
+            decoded = decode_file(path, max_megapixels)
+        except ImageDecodeError:
             continue
+        scale = [decoded.scale_x, decoded.scale_y, decoded.scale_x, decoded.scale_y]
         png = detections_overlay(
-            pixels,
-            group[["x_min", "y_min", "x_max", "y_max"]].to_numpy(),
+            decoded.image,
+            group[["x_min", "y_min", "x_max", "y_max"]].to_numpy() / scale,
             group["class_name"].astype(str).tolist(),
             group["score"].to_numpy(),
         )
@@ -230,6 +233,9 @@ def detections(
         "score_floor": cfg.detection.score_floor,
         "log": context.log.info,
         "progress": progress,
+        "max_megapixels": cfg.media.max_megapixels,
+        # only creatives the manifest says were removed lose their committed rows
+        "removed": confirmed_removals(read_table(root.warehouse(REMOVALS_ASSET, brand))),
     }
     with partition_lock(out_dir, log=context.log.info):
         if cfg.executor == "ray":
@@ -259,13 +265,15 @@ def detections(
         "above_threshold": count_true(out_dir, "above_threshold"),
         "batches_written": run.parts_written,
         "batches_reused": run.parts_reused,
+        "batches_removed": run.parts_removed,
+        "batches_kept_unseen": run.parts_kept_unseen,
         "images_per_s": round(run.images_per_s, 2),
         "path": dg.MetadataValue.path(str(out_dir)),
         "preview": preview(head[DETECTION_COLUMNS] if len(head) else head),
         **error_metadata(run.errors, errors_path),
     }
     if len(head):
-        samples = _overlay_samples(root, head)
+        samples = _overlay_samples(root, head, cfg.media.max_megapixels)
         if samples:
             meta["samples"] = dg.MetadataValue.md(samples)
     return dg.Output(TableRef(folder=root.relative(out_dir), rows=run.rows), metadata=meta)

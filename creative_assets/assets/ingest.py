@@ -5,12 +5,40 @@ import pandas as pd
 
 from creative_assets.assets.metadata import error_metadata, preview, write_errors
 from creative_assets.assets.progress import stage_progress
+from creative_assets.layout import DataRoot
+from creative_assets.locks import partition_lock
 from creative_assets.media.frames import extract_video_frames
 from creative_assets.media.manifest import scan_creatives
+from creative_assets.media.removals import (
+    CONFIRM_REMOVAL_TAG,
+    REMOVALS_ASSET,
+    judge_removals,
+    removals_table,
+    unseen_ids,
+)
 from creative_assets.partitions import brand_partitions
 from creative_assets.resources.settings_resource import SettingsResource
+from creative_assets.settings import Settings
+from creative_assets.tables.warehouse import read_table, write_part
 
 OWNERS = ["team:data-engineering"]
+
+
+def _confirmation(cfg: Settings, tags: dict[str, str]) -> str:
+    """What confirms a large removal in this run, or ""."""
+    if cfg.removal.confirm:
+        return "setting removal.confirm"
+    if str(tags.get(CONFIRM_REMOVAL_TAG, "")).strip().lower() in {"1", "true", "yes"}:
+        return f"run tag {CONFIRM_REMOVAL_TAG}"
+    return ""
+
+
+def _committed_ids(root: DataRoot, brand: str) -> list[str] | None:
+    """creative_ids of the manifest committed by the last materialisation, or None if there is none."""
+    folder = root.warehouse("creative_manifest", brand)
+    if not any(folder.glob("part-*.parquet")):
+        return None
+    return read_table(folder)["creative_id"].astype(str).tolist()
 
 
 @dg.asset(
@@ -19,30 +47,77 @@ OWNERS = ["team:data-engineering"]
     kinds={"python", "parquet"},
     owners=OWNERS,
     io_manager_key="warehouse_io_manager",
+    check_specs=[
+        dg.AssetCheckSpec(
+            "no_unconfirmed_removals",
+            asset="creative_manifest",
+            blocking=True,
+            description="the manifest did not lose more than removal.max_shrink_fraction of its creatives "
+            f"since its last materialisation, or the removal was confirmed ({CONFIRM_REMOVAL_TAG}=true)",
+        )
+    ],
 )
-def creative_manifest(context: dg.AssetExecutionContext, settings: SettingsResource) -> pd.DataFrame:
+def creative_manifest(context: dg.AssetExecutionContext, settings: SettingsResource):
     """Every creative of the brand: id, media type, size, duration, fps, bytes, sha256."""
     cfg = settings.load()
     root = settings.root()
     brand = context.partition_key
     context.log.info(f"profile {cfg.profile}, data root {root.root}")
     manifest, errors = scan_creatives(
-        root, brand, progress=stage_progress(context, f"{brand}: scan", "files")
+        root,
+        brand,
+        progress=stage_progress(context, f"{brand}: scan", "files"),
+        max_megapixels=cfg.media.max_megapixels,
     )
     errors_path = write_errors(root, "creative_manifest_errors", brand, errors)
+    removals_folder = root.warehouse(REMOVALS_ASSET, brand)
+    known = read_table(removals_folder) if any(removals_folder.glob("part-*.parquet")) else removals_table()
+    verdict = judge_removals(
+        brand,
+        _committed_ids(root, brand),
+        manifest["creative_id"].astype(str),
+        unseen_ids(errors, root.creatives(brand).relative_to(root.root).as_posix()),
+        known,
+        cfg.removal.max_shrink_fraction,
+        _confirmation(cfg, context.run.tags),
+    )
+    write_part(removals_folder / "part-00000.parquet", verdict.removals)
+    if verdict.newly_removed:
+        context.log.info(f"{brand}: {len(verdict.newly_removed)} creatives removed since the last manifest")
     counts = manifest["media_type"].value_counts().to_dict() if len(manifest) else {}
-    context.add_output_metadata(
-        {
+    yield dg.Output(
+        manifest,
+        metadata={
             "profile": cfg.profile,
             "creatives": len(manifest),
             "images": int(counts.get("image", 0)),
             "videos": int(counts.get("video", 0)),
             "total_mb": float(manifest["bytes"].sum() / 1e6) if len(manifest) else 0.0,
+            "removed": len(verdict.newly_removed),
             "preview": preview(manifest),
             **error_metadata(errors, errors_path),
-        }
+        },
     )
-    return manifest
+    yield dg.AssetCheckResult(
+        check_name="no_unconfirmed_removals",
+        passed=verdict.passed,
+        description=None
+        if verdict.passed
+        else (
+            f"{verdict.pending} of {verdict.before} creatives ({verdict.fraction:.0%}) are gone since the last "
+            f"manifest, more than removal.max_shrink_fraction {verdict.max_fraction:g}; nothing downstream "
+            f"deletes their data until the removal is confirmed: re-run with the run tag "
+            f"{CONFIRM_REMOVAL_TAG}=true or the setting removal.confirm"
+        ),
+        metadata={
+            "newly_removed": len(verdict.newly_removed),
+            "unconfirmed": verdict.pending,
+            "fraction": round(verdict.fraction, 4),
+            "max_shrink_fraction": verdict.max_fraction,
+            "confirmed_by": verdict.confirmed_by or "-",
+            "removed_examples": ", ".join(verdict.newly_removed[:20]),
+        },
+    )
 
 
 @dg.asset(
@@ -64,14 +139,16 @@ def video_frames(
     cfg = settings.load()
     root = settings.root()
     brand = context.partition_key
-    result = extract_video_frames(
-        root,
-        brand,
-        creative_manifest,
-        stride=cfg.frame_stride,
-        jpeg_quality=cfg.jpeg_quality,
-        progress=stage_progress(context, f"{brand}: frames", "videos"),
-    )
+    # Two runs of one brand must not extract into (and prune) the same frame folders at once.
+    with partition_lock(root.work("locks", "video_frames", brand), log=context.log.info):
+        result = extract_video_frames(
+            root,
+            brand,
+            creative_manifest,
+            stride=cfg.frame_stride,
+            jpeg_quality=cfg.jpeg_quality,
+            progress=stage_progress(context, f"{brand}: frames", "videos"),
+        )
     errors_path = write_errors(root, "video_frames_errors", brand, result.errors)
     fps = result.frames_written / result.seconds if result.seconds > 0 else 0.0
     yield dg.Output(

@@ -18,6 +18,13 @@ Batch key: sha256 over the model fingerprint (format version, score floor, and p
 backend, classes and thresholds) and, per creative of the batch, its id, its content sha256 and the extracted
 frame indices. A changed model or threshold recomputes every batch; a changed creative only its own.
 
+Stale parts and absence. A caller that reads the manifest passes `removed`, the creatives the manifest says
+were removed (`media.removals`). A stale part is then deleted only when each creative it holds rows of is
+either in the current work items (recomputed in a current part) or removed; rows of any other creative — one
+the manifest could not see this time, or whose removal is not confirmed — are kept, rewritten into the same
+part without the rows of recomputed creatives, so nothing is lost and nothing is counted twice. With
+`removed=None` (plain calls, tests) every creative absent from the work items counts as removed.
+
 Errors. An image or frame that cannot be read is a row (brand, file, record, stage, reason) of the errors part
 with the same key in a sibling folder, `warehouse/detection_errors/brand=<b>/part-<key>.parquet` (derived from
 `out_dir`; a separate folder keeps `detections/*/*.parquet` globs to one schema). The errors part is written
@@ -34,18 +41,20 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from creative_assets.atomic import remove_stale_temporaries
 from creative_assets.detection.backend import Detector, Predictions
 from creative_assets.detection.image_loader import DecodedImage, ImageFiles, image_chunks
 from creative_assets.layout import DataRoot
+from creative_assets.media.decode import DEFAULT_MAX_MEGAPIXELS
 from creative_assets.settings import validate_brand
 from creative_assets.tables.schemas import DETECTION_ERRORS, DETECTIONS
 from creative_assets.tables.warehouse import (
@@ -108,6 +117,7 @@ class DetectionRun:
     parts_reused: int
     parts_removed: int
     temporaries_removed: int
+    parts_kept_unseen: int  # stale parts kept for rows of creatives not seen but not removed
     rows: int  # detections in the brand's table after the run
     rows_written: int  # detections in the parts written by this run
     errors: pd.DataFrame  # every error of the current batch set, reused batches included
@@ -254,6 +264,9 @@ class BatchRows:
         if not keep.any():
             return
         boxes = np.asarray(pred.boxes, dtype=np.float64).reshape(-1, 4)[keep]
+        if image.scale_x != 1.0 or image.scale_y != 1.0:
+            # decoded reduced (over the pixel budget): report boxes in full-size pixels
+            boxes = boxes * np.array([image.scale_x, image.scale_y, image.scale_x, image.scale_y])
         labels = np.asarray(pred.labels, dtype=np.int64).reshape(-1)[keep]
         if labels.min() < 0 or labels.max() >= self.n_classes[model_index]:
             model = self.models[model_index]
@@ -262,6 +275,7 @@ class BatchRows:
                 f"outside its {self.n_classes[model_index]} classes"
             )
         height, width = image.image.shape[:2]  # type: ignore[union-attr]
+        height, width = height * image.scale_y, width * image.scale_x  # full-size, like the boxes
         box_area = np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0, None)
         k = len(labels)
         self.positions.append(np.full(k, image.position, dtype=np.int64))
@@ -388,6 +402,38 @@ def remove_stale_parts(folder: Path, keys: set[str]) -> int:
     return removed
 
 
+def retire_stale_parts(
+    out_dir: Path, errors_dir: Path, keys: set[str], current: set[str], removed: Collection[str] | None
+) -> tuple[int, int]:
+    """Retire detections parts not in `keys` without losing rows of creatives that were not removed.
+
+    Returns (parts deleted, parts kept with rows of creatives neither current nor removed).
+    """
+    if removed is None:
+        deleted = remove_stale_parts(out_dir, keys)
+        remove_stale_parts(errors_dir, keys)
+        return deleted, 0
+    removed = set(removed)
+    deleted = kept = 0
+    for part in part_files(out_dir):
+        key = part_key(part)
+        if key in keys:
+            continue
+        table = pq.read_table(part)
+        ids = table.column("creative_id").to_pylist()
+        keep = [cid not in current and cid not in removed for cid in ids]
+        if any(keep):
+            if not all(keep):
+                write_part(part, table.filter(pa.array(keep)))
+            kept += 1
+        else:
+            part.unlink(missing_ok=True)
+            deleted += 1
+        part_path(errors_dir, key).unlink(missing_ok=True)
+    remove_stale_parts(errors_dir, keys | {part_key(p) for p in part_files(out_dir)})
+    return deleted, kept
+
+
 def format_duration(seconds: float) -> str:
     """Seconds as a short human duration (`1h02m`, `3m05s`, `12s`)."""
     seconds = int(round(seconds))
@@ -410,6 +456,7 @@ class RunPlan:
     pending: list[Batch]
     total: int  # images in all batches
     done: int  # images in committed batches
+    removed: Collection[str] | None = None  # creatives the manifest says were removed (None: all absent)
 
     def summary(self, brand: str, models: int) -> str:
         """One log line describing the plan."""
@@ -421,14 +468,15 @@ class RunPlan:
     def finish(self, written: int, rows_written: int, images: int, started: float) -> DetectionRun:
         """Remove parts of batches no longer planned (only now, with every current batch committed)."""
         keys = {b.key for b in self.batches}
-        removed = remove_stale_parts(self.out_dir, keys)
-        remove_stale_parts(self.errors_dir, keys)
+        current = set(self.items["creative_id"].astype(str))
+        removed, kept = retire_stale_parts(self.out_dir, self.errors_dir, keys, current, self.removed)
         seconds = time.perf_counter() - started
         return DetectionRun(
             batches=len(self.batches),
             parts_written=written,
             parts_reused=len(self.batches) - len(self.pending),
             parts_removed=removed,
+            parts_kept_unseen=kept,
             temporaries_removed=self.temporaries,
             rows=count_rows(self.out_dir),
             rows_written=rows_written,
@@ -440,7 +488,13 @@ class RunPlan:
 
 
 def plan_run(
-    brand: str, items: pd.DataFrame, out_dir: Path, errors_dir: Path | None, batch_size: int, fingerprint: str
+    brand: str,
+    items: pd.DataFrame,
+    out_dir: Path,
+    errors_dir: Path | None,
+    batch_size: int,
+    fingerprint: str,
+    removed: Collection[str] | None = None,
 ) -> RunPlan:
     """Prepare the folders (clearing a killed run's temporaries) and plan the batches still to run."""
     out_dir = Path(out_dir).resolve()
@@ -464,6 +518,7 @@ def plan_run(
         pending,
         total,
         total - sum(b.images for b in pending),
+        removed,
     )
 
 
@@ -481,15 +536,23 @@ def run_detection(
     log: Callable[[str], None] | None = None,
     progress: Callable[[int, int], None] | None = None,
     errors_dir: Path | None = None,
+    max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
+    removed: Collection[str] | None = None,
 ) -> DetectionRun:
-    """Run every model on every work item of `brand`, committing one Parquet part per batch (resumable)."""
+    """Run every model on every work item of `brand`, committing one Parquet part per batch (resumable).
+
+    `removed`: the creatives the manifest says were removed; committed rows of other absent creatives are
+    kept (see "Stale parts and absence" in the module docstring).
+    """
     started = time.perf_counter()
     validate_brand(brand)
     if images_per_forward <= 0:
         raise ValueError(f"images_per_forward must be positive, got {images_per_forward}")
     check_models(models)
     say = log or (lambda _message: None)
-    plan = plan_run(brand, items, out_dir, errors_dir, batch_size, model_fingerprint(models, score_floor))
+    plan = plan_run(
+        brand, items, out_dir, errors_dir, batch_size, model_fingerprint(models, score_floor), removed
+    )
     out_dir, errors_dir, items, pending = plan.out_dir, plan.errors_dir, plan.items, plan.pending
     total, done = plan.total, plan.done
     say(plan.summary(brand, len(models)))
@@ -507,7 +570,7 @@ def run_detection(
             ]
             for b in pending
         ]
-        dataset = ImageFiles(root, items["path"].tolist())
+        dataset = ImageFiles(root, items["path"].tolist(), max_megapixels)
         decoded = iter(
             image_chunks(dataset, (c for batch_chunks in chunks for c in batch_chunks), loader_workers)
         )
@@ -537,7 +600,8 @@ def run_detection(
     result = plan.finish(written=len(pending), rows_written=rows_written, images=computed, started=started)
     say(
         f"detections {brand}: done in {format_duration(result.seconds)}; {result.parts_written} parts written, "
-        f"{result.parts_reused} reused, {result.parts_removed} stale removed; {result.rows} detections, "
+        f"{result.parts_reused} reused, {result.parts_removed} stale removed, {result.parts_kept_unseen} kept "
+        f"for creatives not seen but not removed; {result.rows} detections, "
         f"{len(result.errors)} errors"
     )
     return result

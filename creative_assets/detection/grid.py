@@ -267,6 +267,15 @@ class TrainingRun:
         return [p.max_iter for p in self.trials[:-1]]
 
 
+def shared_run_name(p: TrialParams, settings: Settings, backend: DetectorBackend) -> str:
+    """The shared run `p` belongs to in the whole grid ("" if trained alone): the same label whether the grid
+    ran in one go or a resumed run retrained the trial with only some of its run's trials left."""
+    iters = settings.grid.max_iter
+    if len(iters) < 2 or not (settings.train.share_grid_prefix and getattr(backend, "prefix_stable", False)):
+        return ""
+    return f"roi{p.batch_size_per_image}_it{max(iters)}"
+
+
 def finish_trial(
     backend: DetectorBackend,
     run: TrainingRun,
@@ -297,7 +306,7 @@ def finish_trial(
         "architecture": settings.train.architecture,
         "backend": backend.name,
         "device": str(getattr(detector, "device", run.result.info.get("device", ""))),
-        "shared_run": run.name,
+        "shared_run": shared_run_name(p, settings, backend),
         "train_seconds": float(run.result.seconds[p.max_iter]),
         **summary,
         "checkpoint": _display_path(checkpoint, settings),

@@ -1,8 +1,10 @@
 """Decode images ahead of the detectors with a torch DataLoader.
 
-Each image is read once with `cv2.imread` (BGR uint8) however many models look at it. A file that cannot be
-read is returned as a `DecodedImage` carrying the reason instead of raising, so the caller can record an error
-row and carry on with the rest of the chunk.
+Each image is decoded once (BGR uint8, from bytes, within the pixel budget: `media.decode`) however many
+models look at it. A file that cannot be read is returned as a `DecodedImage` carrying the reason instead of
+raising, so the caller can record an error row and carry on with the rest of the chunk. An image over the
+budget that was decoded reduced carries the factor back to full-size pixels, so boxes are reported in the
+same pixels as the manifest's width and height and the labels.
 """
 
 from __future__ import annotations
@@ -10,11 +12,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 from torch.utils.data import DataLoader, Dataset
 
 from creative_assets.layout import DataRoot, PathEscapeError
+from creative_assets.media.decode import DEFAULT_MAX_MEGAPIXELS, ImageDecodeError, decode_file
 
 # Chunks each worker decodes ahead: enough to keep the model busy, small enough to bound memory.
 PREFETCH_CHUNKS = 2
@@ -27,9 +29,13 @@ class DecodedImage:
     position: int
     image: np.ndarray | None
     error: str | None = None
+    scale_x: float = 1.0  # full-size pixels per decoded pixel (> 1 when decoded reduced)
+    scale_y: float = 1.0
 
 
-def decode_image(root: DataRoot, relative_path: str, position: int) -> DecodedImage:
+def decode_image(
+    root: DataRoot, relative_path: str, position: int, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS
+) -> DecodedImage:
     """Read the image at `relative_path` under the data root as BGR uint8; failures become `error`."""
     try:
         path = root.resolve_inside(relative_path)
@@ -38,26 +44,27 @@ def decode_image(root: DataRoot, relative_path: str, position: int) -> DecodedIm
     if not path.is_file():
         return DecodedImage(position, None, "file not found")
     try:
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    except cv2.error as exc:
-        return DecodedImage(position, None, f"OpenCV could not read the image: {exc}")
-    if image is None or image.size == 0:
-        return DecodedImage(position, None, "OpenCV could not decode the image (corrupt or not an image)")
-    return DecodedImage(position, image)
+        decoded = decode_file(path, max_megapixels)
+    except ImageDecodeError as exc:
+        return DecodedImage(position, None, str(exc))
+    return DecodedImage(position, decoded.image, None, decoded.scale_x, decoded.scale_y)
 
 
 class ImageFiles(Dataset):
     """Images by position: item `i` is the decoded file `relative_paths[i]`."""
 
-    def __init__(self, root: DataRoot, relative_paths: Sequence[str]) -> None:
+    def __init__(
+        self, root: DataRoot, relative_paths: Sequence[str], max_megapixels: float = DEFAULT_MAX_MEGAPIXELS
+    ) -> None:
         self.root = root
         self.relative_paths = list(relative_paths)
+        self.max_megapixels = max_megapixels
 
     def __len__(self) -> int:
         return len(self.relative_paths)
 
     def __getitem__(self, position: int) -> DecodedImage:
-        return decode_image(self.root, self.relative_paths[position], position)
+        return decode_image(self.root, self.relative_paths[position], position, self.max_megapixels)
 
 
 def _as_list(items: list[DecodedImage]) -> list[DecodedImage]:

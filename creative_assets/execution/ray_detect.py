@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -61,6 +61,7 @@ from creative_assets.detection.image_loader import DecodedImage, decode_image
 from creative_assets.detection.registry import backend_by_name
 from creative_assets.execution.ray_cluster import cluster_cpus, cluster_gpus, connect, import_ray
 from creative_assets.layout import DataRoot, PathEscapeError
+from creative_assets.media.decode import DEFAULT_MAX_MEGAPIXELS
 from creative_assets.settings import TrainSettings, validate_brand
 from creative_assets.tables.schemas import DETECTION_ERRORS
 from creative_assets.tables.warehouse import part_path
@@ -160,6 +161,7 @@ class DetectionJob:
     score_floor: float
     images_per_forward: int
     attempts: int
+    max_megapixels: float = DEFAULT_MAX_MEGAPIXELS
 
 
 def _stats(key: str, images: int, detections: int, errors: int, reason: str, attempts: int) -> dict[str, Any]:
@@ -214,7 +216,7 @@ class DetectionWorker:
         chunks = [range(s, min(s + step, len(paths))) for s in range(0, len(paths), step)]
 
         def decode(chunk: range) -> list[DecodedImage]:
-            return [decode_image(job.root, paths[i], i) for i in chunk]
+            return [decode_image(job.root, paths[i], i, job.max_megapixels) for i in chunk]
 
         rows = BatchRows(self.models, job.score_floor)
         failed: list[DecodedImage] = []
@@ -320,6 +322,8 @@ def run_detection_ray(
     progress: Callable[[int, int], None] | None = None,
     errors_dir: Path | None = None,
     max_retries: int = DEFAULT_MAX_RETRIES,
+    max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
+    removed: Collection[str] | None = None,
 ) -> DetectionRun:
     """Run every model on every work item of `brand` on Ray, one committed part per batch (resumable).
 
@@ -339,7 +343,9 @@ def run_detection_ray(
         checkpoint_path(root, spec.checkpoint)
     described = [_describe(root, s) for s in specs]
     check_models(described)
-    plan = plan_run(brand, items, out_dir, errors_dir, batch_size, model_fingerprint(described, score_floor))
+    plan = plan_run(
+        brand, items, out_dir, errors_dir, batch_size, model_fingerprint(described, score_floor), removed
+    )
     out_dir, errors_dir, items, pending = plan.out_dir, plan.errors_dir, plan.items, plan.pending
     total, done = plan.total, plan.done
     say(plan.summary(brand, len(specs)))
@@ -359,6 +365,7 @@ def run_detection_ray(
             score_floor=score_floor,
             images_per_forward=images_per_forward,
             attempts=1 + max_retries,
+            max_megapixels=max_megapixels,
         )
         by_key = {b.key: b for b in pending}
         outcome: dict[str, dict[str, Any]] = {}

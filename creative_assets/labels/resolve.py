@@ -9,15 +9,20 @@ absolute path outside the data root is refused ("path escapes the data root") an
 
 1. an exact match wins: the path relative to the data root, the creative_id (path under `creatives/`) of a
    still image, or `<creative_id>/<frame:06d>.jpg` of a frame;
-2. otherwise the image whose data-root path shares the longest component-wise suffix with the reference
-   wins, if it is the only one with that suffix length (so `v.mp4/000010.jpg` resolves when two videos
-   have a frame 10 but only one is `v.mp4`); several → "ambiguous", none → "no such image".
+2. otherwise paths are compared component by component from the end against each image's name (its
+   creative_id, or `<creative_id>/<frame:06d>.jpg`): every component present in both must match. The
+   reference may carry extra leading components (a datastore's folders) or be a bare file name. Of the images
+   that match, the one matching the most components wins if it is the only one; several → "ambiguous".
+   No match while an image of that file name exists in another folder (`images_old/x.jpg` against
+   `images/x.jpg`) → "conflicting folder", never a silent attach; no such file name → "no such image".
 
 Validation (`build_label_set`). Labels are assumed exhaustive: every labelled image is labelled for every
 category, so an image with no boxes is a negative example and stays in the images table. Per box: a category
 outside `categories` is an error and the box is dropped; a crowd box is dropped with a note (crowd regions are
 not used for training); normalised boxes are scaled with the image size from the tables; boxes are clipped to
-the image, and one left with no area (fully outside, or degenerate) is an error and dropped. Per image: pixel
+the image. A box left with no area (fully outside, or degenerate) rejects its whole image: an image is imported
+whole or not at all, so one that lost a box never becomes a wrongly labelled (or negative) example; the
+errors row names the box. Per image: pixel
 boxes from a label whose stated width/height differ from the real image are untrustworthy, so the image is an
 error and skipped (normalised boxes do not depend on the stated size). An image labelled again — in another
 file or another record — is skipped silently when its boxes match the first record within a pixel, and is an
@@ -96,24 +101,41 @@ class ImageIndex:
         self.brand = brand
         self.images = list(_known_images(brand, manifest, frames))
         self._exact: dict[tuple[str, ...], list[int]] = {}
-        self._suffix: dict[tuple[str, ...], list[int]] = {}
+        self._by_name: dict[str, list[int]] = {}
+        self._keys = [PurePosixPath(image.key).parts for image in self.images]
         for i, image in enumerate(self.images):
             parts = PurePosixPath(image.image_path).parts
-            for name in {parts, PurePosixPath(image.key).parts}:
+            for name in {parts, self._keys[i]}:
                 self._exact.setdefault(name, []).append(i)
-            for k in range(1, len(parts) + 1):
-                self._suffix.setdefault(parts[-k:], []).append(i)
+            self._by_name.setdefault(parts[-1], []).append(i)
+
+    def _matching(self, parts: tuple[str, ...]) -> list[int]:
+        """Images whose name agrees with `parts` on every component both have (from the end), best first."""
+        scored = []
+        for i in self._by_name.get(parts[-1], []):
+            key = self._keys[i]
+            k = min(len(parts), len(key))
+            if parts[-k:] == key[-k:]:
+                scored.append((k, i))
+        if not scored:
+            return []
+        best = max(k for k, _ in scored)
+        return [i for k, i in scored if k == best]
 
     def resolve(self, reference: str) -> KnownImage:
         """The one known image `reference` names; UnresolvedReference with the reason otherwise."""
         parts = reference_parts(reference, self.root)
-        hits = self._exact.get(parts)
-        if hits is None:
-            for k in range(len(parts), 0, -1):
-                hits = self._suffix.get(parts[-k:])
-                if hits is not None:
-                    break
+        hits = self._exact.get(parts) or self._matching(parts)
         if not hits:
+            same_name = sorted(self.images[i].key for i in self._by_name.get(parts[-1], []))
+            if same_name:
+                listed = ", ".join(same_name[:_AMBIGUOUS_LISTED]) + (
+                    ", …" if len(same_name) > _AMBIGUOUS_LISTED else ""
+                )
+                raise UnresolvedReference(
+                    f"conflicting folder: {'/'.join(parts)} names a folder no image of that name is in "
+                    f"(images called {parts[-1]!r}: {listed})"
+                )
             raise UnresolvedReference(f"no such image in brand {self.brand} (frames must be extracted first)")
         if len(hits) > 1:
             names = sorted(self.images[i].image_path for i in hits)
@@ -254,6 +276,20 @@ def build_label_set(
     image_rows, annotation_rows = [], []
     for item in sorted(accepted.values(), key=lambda a: a.image.image_path):
         image = item.image
+        rejected = [
+            box for box in item.boxes if _clipped(box, image) is None and box.category in known_categories
+        ]
+        if rejected:
+            for box in rejected:
+                x0, y0, x1, y1 = box.corners
+                error(
+                    item.source_file,
+                    box.record,
+                    f"box {box.category} ({x0:g}, {y0:g}, {x1:g}, {y1:g}) lies outside the "
+                    f"{image.width}x{image.height} image or has no area; {image.image_path} is left "
+                    "out of the datasets (an image is imported whole or not at all)",
+                )
+            continue
         image_rows.append(
             {
                 "brand": brand,
@@ -279,17 +315,7 @@ def build_label_set(
                     item.source_file, box.record, "note: crowd box skipped (crowd regions are not trained on)"
                 )
                 continue
-            x0, y0, x1, y1 = box.corners
-            cx0, cy0 = min(max(x0, 0.0), image.width), min(max(y0, 0.0), image.height)
-            cx1, cy1 = min(max(x1, 0.0), image.width), min(max(y1, 0.0), image.height)
-            if cx1 <= cx0 or cy1 <= cy0:
-                error(
-                    item.source_file,
-                    box.record,
-                    f"box ({x0:g}, {y0:g}, {x1:g}, {y1:g}) lies outside the {image.width}x{image.height} "
-                    "image or has no area; box skipped",
-                )
-                continue
+            cx0, cy0, cx1, cy1 = _clipped(box, image)  # type: ignore[misc]  (rejected images left above)
             annotation_rows.append(
                 {
                     "brand": brand,
@@ -329,6 +355,16 @@ def _label_files(
         if path.is_file():
             files.append((path, rel))
     return files
+
+
+def _clipped(box: _PixelBox, image: KnownImage) -> tuple[float, float, float, float] | None:
+    """The box clipped to the image, or None if nothing of it is left."""
+    x0, y0, x1, y1 = box.corners
+    cx0, cy0 = min(max(x0, 0.0), image.width), min(max(y0, 0.0), image.height)
+    cx1, cy1 = min(max(x1, 0.0), image.width), min(max(y1, 0.0), image.height)
+    if cx1 <= cx0 or cy1 <= cy0:
+        return None
+    return cx0, cy0, cx1, cy1
 
 
 def _size_conflict(label: LabelImage, image: KnownImage) -> str | None:

@@ -1,9 +1,13 @@
 """The creative manifest: every image and video of a brand with its size, timing and content hash.
 
-Only OpenCV reads the media. Anything that cannot be listed — an unsupported extension, an empty or corrupt
-file, a symlink that leaves the data root — becomes a row of the errors table instead of stopping the scan.
-Hidden files and folders (names starting with ".") are skipped silently: they are tool droppings such as
-`.DS_Store`, not creatives.
+Images are decoded from bytes within the pixel budget (`media.decode`); videos are probed by OpenCV, whose
+file name is known to be valid UTF-8 by then. Anything that cannot be listed — an unsupported extension, an
+empty, corrupt, truncated or oversized file, a file name that is not UTF-8, a broken symlink or one that leaves
+the data root — becomes a row of the errors table instead of stopping the scan. Hidden files and folders
+(names starting with ".") are skipped silently: they are tool droppings such as `.DS_Store`, not creatives.
+
+Absence is not removal: a missing or unreadable `creatives/` folder raises `CreativesFolderError` instead of
+returning an empty manifest, which downstream stages would read as "every creative was removed".
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import pandas as pd
 
 from creative_assets.checksums import sha256_file  # noqa: F401  (part of this module's API)
 from creative_assets.layout import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, DataRoot, PathEscapeError
+from creative_assets.media.decode import DEFAULT_MAX_MEGAPIXELS, ImageDecodeError, budget_pixels, decode_file
 
 MANIFEST_COLUMNS = [
     "brand",
@@ -50,6 +55,24 @@ ERROR_COLUMNS = ["brand", "file", "record", "stage", "reason"]
 ERROR_DTYPES = dict.fromkeys(ERROR_COLUMNS, "string")
 
 STAGE = "manifest"
+NOT_UTF8 = "the file name is not valid UTF-8; rename the file"
+
+
+class CreativesFolderError(RuntimeError):
+    """A brand's `creatives/` folder that is missing, unreadable or not a folder: never read as empty."""
+
+
+def _printable(name: str) -> str:
+    """A file name as text, with bytes that are not UTF-8 shown as `\\xNN` escapes."""
+    return os.fsencode(name).decode("utf-8", errors="backslashreplace")
+
+
+def _is_utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def manifest_table(rows: list[dict] | None = None) -> pd.DataFrame:
@@ -97,14 +120,22 @@ def _walk(root: DataRoot, creatives: Path, base_rel: str) -> list[_Found]:
                 continue
             creative_id = f"{prefix}{entry.name}"
             rel_path = f"{base_rel}/{creative_id}"
+            if not _is_utf8(entry.name):
+                # Not a valid creative_id (table strings are UTF-8); the name is shown escaped.
+                found.append(_Found(_printable(creative_id), _printable(rel_path), NOT_UTF8))
+                continue
             if entry.is_symlink():
+                if not os.path.exists(entry.path):
+                    found.append(
+                        _Found(
+                            creative_id, rel_path, "broken symlink: its target does not exist (not mounted?)"
+                        )
+                    )
+                    continue
                 try:
                     root.resolve_inside(rel_path)
                 except PathEscapeError:
                     found.append(_Found(creative_id, rel_path, "symlink points outside the data root"))
-                    continue
-                if not os.path.exists(entry.path):
-                    found.append(_Found(creative_id, rel_path, "broken symlink"))
                     continue
             if entry.is_dir():
                 visit(Path(entry.path), f"{creative_id}/")
@@ -117,11 +148,46 @@ def _walk(root: DataRoot, creatives: Path, base_rel: str) -> list[_Found]:
     return sorted(found, key=lambda f: f.creative_id)
 
 
-def scan_creatives(
-    root: DataRoot, brand: str, progress: Callable[[int, int], None] | None = None
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """List every creative of `brand` (manifest table, errors table); `progress(done, total)` per file."""
+def check_creatives_folder(root: DataRoot, brand: str) -> Path:
+    """The brand's `creatives/` folder; CreativesFolderError naming the path if it cannot be listed."""
     creatives = root.creatives(brand)
+    base_rel = creatives.relative_to(root.root).as_posix()
+    hint = (
+        "a missing folder is never read as 'no creatives' (is the share mounted, is CREATIVE_ASSETS_DATA "
+        "right?); to remove every creative of the brand, leave the folder in place and empty"
+    )
+    if creatives.is_symlink() and not creatives.exists():
+        raise CreativesFolderError(f"{base_rel} ({creatives}) is a broken symlink; {hint}")
+    if not creatives.exists():
+        raise CreativesFolderError(f"{base_rel} ({creatives}) does not exist; {hint}")
+    try:
+        root.resolve_inside(base_rel)
+    except PathEscapeError:
+        raise CreativesFolderError(f"{base_rel} ({creatives}) points outside the data root") from None
+    if not creatives.is_dir():
+        raise CreativesFolderError(f"{base_rel} ({creatives}) is not a folder")
+    try:
+        with os.scandir(creatives) as entries:
+            next(entries, None)
+    except OSError as exc:
+        raise CreativesFolderError(
+            f"{base_rel} ({creatives}) cannot be read: {exc.strerror or exc}; {hint}"
+        ) from None
+    return creatives
+
+
+def scan_creatives(
+    root: DataRoot,
+    brand: str,
+    progress: Callable[[int, int], None] | None = None,
+    max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """List every creative of `brand` (manifest table, errors table); `progress(done, total)` per file.
+
+    Raises CreativesFolderError when the brand's `creatives/` folder is missing or unreadable.
+    """
+    budget_pixels(max_megapixels)
+    creatives = check_creatives_folder(root, brand)
     base_rel = creatives.relative_to(root.root).as_posix()
     rows: list[dict] = []
     errors: list[dict] = []
@@ -129,23 +195,12 @@ def scan_creatives(
     def error(file: str, reason: str) -> None:
         errors.append({"brand": brand, "file": file, "record": "", "stage": STAGE, "reason": reason})
 
-    if not creatives.exists() and not creatives.is_symlink():
-        return manifest_table(), errors_table()
-    try:
-        root.resolve_inside(base_rel)
-    except PathEscapeError:
-        error(base_rel, "creatives folder points outside the data root")
-        return manifest_table(), errors_table(errors)
-    if not creatives.is_dir():
-        error(base_rel, "creatives path is not a folder")
-        return manifest_table(), errors_table(errors)
-
     found = _walk(root, creatives, base_rel)
     for done, item in enumerate(found, start=1):
         if item.problem is not None:
             error(item.rel_path, item.problem)
         else:
-            row, problem = _describe(root, brand, item)
+            row, problem = _describe(root, brand, item, max_megapixels)
             if problem is not None:
                 error(item.rel_path, problem)
             else:
@@ -155,7 +210,7 @@ def scan_creatives(
     return manifest_table(rows), errors_table(errors)
 
 
-def _describe(root: DataRoot, brand: str, item: _Found) -> tuple[dict, str | None]:
+def _describe(root: DataRoot, brand: str, item: _Found, max_megapixels: float) -> tuple[dict, str | None]:
     """The manifest row of one file, or the reason it has none."""
     suffix = Path(item.creative_id).suffix.lower()
     if suffix in IMAGE_EXTENSIONS:
@@ -175,9 +230,9 @@ def _describe(root: DataRoot, brand: str, item: _Found) -> tuple[dict, str | Non
         return {}, f"unreadable {media_type}: empty file"
 
     if media_type == "image":
-        media, problem = _probe_image(path)
+        media, problem = _probe_image(path, max_megapixels)
     else:
-        media, problem = _probe_video(path)
+        media, problem = _probe_video(path, max_megapixels)
     if problem is not None:
         return {}, f"unreadable {media_type}: {problem}"
     try:
@@ -196,23 +251,27 @@ def _describe(root: DataRoot, brand: str, item: _Found) -> tuple[dict, str | Non
     return row, None
 
 
-def _probe_image(path: Path) -> tuple[dict, str | None]:
-    """Width and height of a decodable image (as decoded, i.e. after EXIF orientation)."""
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        return {}, "OpenCV cannot decode it"
-    height, width = image.shape[:2]
+def _probe_image(path: Path, max_megapixels: float) -> tuple[dict, str | None]:
+    """Full-size width and height (after EXIF orientation) of an image that decodes whole within the budget."""
+    try:
+        decoded = decode_file(path, max_megapixels)
+    except ImageDecodeError as exc:
+        return {}, str(exc)
+    width, height = decoded.header.width, decoded.header.height
     return {"width": width, "height": height, "fps": None, "frame_count": None, "duration_s": None}, None
 
 
-def _probe_video(path: Path) -> tuple[dict, str | None]:
-    """Size, frame rate and container frame count of a video whose first frame decodes."""
+def _probe_video(path: Path, max_megapixels: float) -> tuple[dict, str | None]:
+    """Size, frame rate and container frame count of a video whose first frame decodes within the budget."""
     capture = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
     try:
         if not capture.isOpened():
             return {}, "OpenCV cannot open it"
         fps = capture.get(cv2.CAP_PROP_FPS)
         frame_count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+        stored = capture.get(cv2.CAP_PROP_FRAME_WIDTH) * capture.get(cv2.CAP_PROP_FRAME_HEIGHT)
+        if stored > budget_pixels(max_megapixels):
+            return {}, f"frames of {stored / 1e6:.1f} MP are over the pixel budget of {max_megapixels:g} MP"
         ok, frame = capture.read()
         if not ok or frame is None:
             return {}, "no decodable frame"

@@ -8,7 +8,7 @@ import dagster as dg
 from pydantic import Field
 
 from creative_assets.layout import DataRoot
-from creative_assets.settings import Settings, load_settings
+from creative_assets.settings import Settings, load_settings, require_data_root
 
 
 class SettingsResource(dg.ConfigurableResource):
@@ -23,8 +23,10 @@ class SettingsResource(dg.ConfigurableResource):
     overrides: dict[str, Any] = Field(default_factory=dict, description="settings keys to override")
 
     def load(self) -> Settings:
-        """The validated settings."""
-        return load_settings(self.data_root, self.profile, self.overrides or None)
+        """The validated settings; DataRootError if the data root does not exist."""
+        cfg = load_settings(self.data_root, self.profile, self.overrides or None)
+        require_data_root(cfg.data_root)
+        return cfg
 
     def root(self) -> DataRoot:
         """The data root's layout."""

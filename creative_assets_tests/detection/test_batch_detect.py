@@ -399,3 +399,60 @@ def test_detections_read_back_with_duckdb_hive_partitions(root: DataRoot, brand_
     assert sum(n for _, _, n, _ in rows) == run.rows
     assert {b for b, _, _, _ in rows} == {BRAND}
     assert [o for _, o, _, _ in rows] == ["logo", "product"]
+
+
+# ------------------------------------------------------------------------------ absence is not removal
+
+
+def test_rows_of_creatives_absent_but_not_removed_are_kept_and_not_duplicated(root: DataRoot) -> None:
+    manifest, frames = build_brand(root)
+    first = detect(root, work_items(manifest, frames))
+    table = read_detections(root.warehouse("detections", BRAND))
+    # the manifest could not see img/02.png and img/03.jpg this time (e.g. a folder that failed to mount)
+    unseen = {"img/02.png", "img/03.jpg"}
+    shrunk = manifest[~manifest["creative_id"].isin(unseen)]
+
+    run = detect(root, work_items(shrunk, frames), removed=set())
+    after = read_detections(root.warehouse("detections", BRAND))
+    key = ["creative_id", "frame_index", "object", "x_min", "y_min"]
+    assert set(after["creative_id"]) == set(table["creative_id"])
+    assert len(after) == len(table) == first.rows
+    assert not after.duplicated(key).any()
+    assert run.parts_kept_unseen >= 1
+
+    # once the manifest says they were removed, their rows go
+    detect(root, work_items(shrunk, frames), removed=unseen)
+    gone = read_detections(root.warehouse("detections", BRAND))
+    assert set(gone["creative_id"]) == set(table["creative_id"]) - unseen
+    assert len(gone) == len(table) - int(table["creative_id"].isin(unseen).sum())
+
+
+def test_an_image_over_the_pixel_budget_is_decoded_reduced_with_boxes_in_full_size_pixels(
+    root: DataRoot,
+) -> None:
+    big = np.full((480, 640, 3), 235, np.uint8)
+    cv2.rectangle(big, (200, 100), (359, 259), (0, 0, 255), thickness=-1)
+    path = root.creatives(BRAND) / "big.jpg"
+    path.parent.mkdir(parents=True)
+    assert cv2.imwrite(str(path), big, [cv2.IMWRITE_JPEG_QUALITY, 100])
+    items = work_items(
+        pd.DataFrame([manifest_row(root, "big.jpg", "image", path)]),
+        pd.DataFrame(columns=["brand", "creative_id", "frame_index", "timestamp_s", "path"]),
+    )
+    full = detect(root, items, out="full")
+    reduced = detect(root, items, out="reduced", max_megapixels=0.08)  # 640×480 = 0.31 MP → 1/2 size
+    a = read_detections(root.warehouse("full", BRAND)).query("object == 'logo'")
+    b = read_detections(root.warehouse("reduced", BRAND)).query("object == 'logo'")
+    assert full.errors.empty and reduced.errors.empty and len(a) == len(b) == 1
+    corners = ["x_min", "y_min", "x_max", "y_max"]
+    assert np.allclose(a[corners].to_numpy(), [[200, 100, 360, 260]], atol=1)
+    assert np.allclose(b[corners].to_numpy(), a[corners].to_numpy(), atol=2)
+    assert np.isclose(b["box_area_frac"].iloc[0], a["box_area_frac"].iloc[0], atol=0.01)
+
+
+def test_a_png_over_the_pixel_budget_is_an_errors_row(root: DataRoot) -> None:
+    manifest, frames = build_brand(root, n_stills=2)
+    run = detect(root, work_items(manifest, frames), max_megapixels=0.001)  # 64×48 = 0.003 MP
+    reasons = dict(zip(run.errors["file"], run.errors["reason"], strict=True))
+    assert "only JPEG can be decoded reduced" in reasons["raw/acme/creatives/img/00.png"]
+    assert "raw/acme/creatives/img/01.jpg" not in reasons  # the JPEG is decoded reduced instead

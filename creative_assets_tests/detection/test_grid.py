@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -21,6 +27,7 @@ from creative_assets.settings import build_settings
 from creative_assets_tests.detection.test_coco_data import write_toy_coco
 
 CLASSES = ["logo", "product"]
+REPO = Path(__file__).resolve().parents[2]
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -127,7 +134,7 @@ def test_rerun_retrains_only_the_trial_whose_result_is_missing(grid):
         assert (out / "trials" / t / RESULT_FILE).stat().st_mtime_ns == mtime
     assert (out / "trials" / "it2_roi32" / RESULT_FILE).is_file()
     # the re-trained trial matches the snapshot it replaced: same seed, same weights, same metrics
-    cols = ["trial", "mean_accuracy", "AP", "tp_20", "fp_20"]
+    cols = ["trial", "shared_run", "mean_accuracy", "AP", "tp_20", "fp_20"]
     pd.testing.assert_frame_equal(again.trials[cols], first.trials[cols])
 
 
@@ -203,3 +210,30 @@ def test_parallel_runs_in_worker_processes_give_the_same_trials(grid, tmp_path):
     assert steps[-1] == (8, 8)
     cols = ["trial", "shared_run", "mean_accuracy", "AP", "AP50", "tp_20", "fp_40", "recall_60"]
     pd.testing.assert_frame_equal(parallel.trials[cols], sequential.trials[cols])
+
+
+def test_a_grid_killed_mid_run_resumes_to_the_uninterrupted_tables_labels_included(grid, tmp_path):
+    root, split, settings, uninterrupted, _, _ = grid
+    out = root / "models" / "acme" / "killed"
+    first_result = out / "trials" / "it2_roi16" / RESULT_FILE
+    script = Path(__file__).with_name("grid_in_subprocess.py")
+    args = [str(root), str(split.json_path), str(split.image_root), str(out)]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    child = subprocess.Popen([sys.executable, str(script), *args], cwd=REPO, env=env)
+    try:
+        while not first_result.is_file() and child.poll() is None:
+            time.sleep(0.05)
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    assert first_result.is_file()
+    lines = []
+    resumed = run_grid(TorchvisionBackend("cpu"), split, split, CLASSES, settings, out, log=lines.append)
+    assert any("skipped" in line for line in lines) and any("training" in line for line in lines)
+
+    def comparable(df: pd.DataFrame) -> pd.DataFrame:
+        return df.drop(columns=["train_seconds", "checkpoint"]).reset_index(drop=True)
+
+    pd.testing.assert_frame_equal(comparable(resumed.trials), comparable(uninterrupted.trials))
+    pd.testing.assert_frame_equal(resumed.long, uninterrupted.long)
+    assert set(resumed.trials["shared_run"]) == {"roi16_it4", "roi32_it4"}

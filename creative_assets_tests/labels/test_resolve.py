@@ -145,10 +145,23 @@ def test_frame_basename_found_in_two_videos_is_ambiguous(index: ImageIndex) -> N
         index.resolve("000010.jpg")
 
 
-def test_longer_suffix_picks_the_one_frame(index: ImageIndex) -> None:
-    image = index.resolve("somewhere/v.mp4/000010.jpg")
+def test_extra_leading_folders_are_allowed_and_the_matching_frame_wins(index: ImageIndex) -> None:
+    image = index.resolve("somewhere/videos/v.mp4/000010.jpg")
     assert (image.creative_id, image.frame_index) == ("videos/v.mp4", 10)
     assert image.key == "videos/v.mp4/000010.jpg"
+
+
+def test_a_folder_that_differs_from_the_image_s_is_a_conflict_not_a_match(index: ImageIndex) -> None:
+    with pytest.raises(UnresolvedReference, match=r"conflicting folder: somewhere/v.mp4/000010.jpg"):
+        index.resolve("somewhere/v.mp4/000010.jpg")
+
+
+def test_images_old_does_not_attach_to_images(root: DataRoot) -> None:
+    only = ImageIndex(root, BRAND, manifest_table({"images/x.jpg": (64, 48)}), frames_table({"v.mp4": [1]}))
+    assert only.resolve("store/images/x.jpg").creative_id == "images/x.jpg"
+    assert only.resolve("x.jpg").creative_id == "images/x.jpg"
+    with pytest.raises(UnresolvedReference, match=r"conflicting folder: images_old/x.jpg .*images/x.jpg"):
+        only.resolve("images_old/x.jpg")
 
 
 def test_suffix_shared_by_two_videos_of_the_same_name_stays_ambiguous(index: ImageIndex) -> None:
@@ -285,7 +298,7 @@ def test_box_partly_outside_the_image_is_clipped_and_kept(
     ]
 
 
-def test_box_outside_the_image_or_without_area_is_an_error(
+def test_box_outside_the_image_or_without_area_leaves_the_whole_image_out(
     root: DataRoot, manifest: pd.DataFrame, frames: pd.DataFrame
 ) -> None:
     write_labels(
@@ -303,7 +316,18 @@ def test_box_outside_the_image_or_without_area_is_an_error(
         in errors[("raw/acme/labels/l.json", "annotations[0]")]
     )
     assert "has no area" in errors[("raw/acme/labels/l.json", "annotations[1]")]
-    assert labels.annotations["category"].tolist() == ["product"]
+    assert "a.jpg is left out of the datasets" in errors[("raw/acme/labels/l.json", "annotations[1]")]
+    # the valid product box does not keep the image: it would be a false negative for logo
+    assert labels.annotations.empty and labels.images.empty
+
+
+def test_an_image_whose_only_box_is_rejected_is_not_a_negative(
+    root: DataRoot, manifest: pd.DataFrame, frames: pd.DataFrame
+) -> None:
+    write_labels(root, "l.json", coco([("images/a.jpg", 640, 480)], [(0, "logo", [0, 0, 0, 0])]))
+    labels = build(root, manifest, frames)
+    assert labels.images.empty and labels.annotations.empty
+    assert "box logo (0, 0, 0, 0)" in reasons(labels)[("raw/acme/labels/l.json", "annotations[0]")]
 
 
 def test_unknown_category_is_an_error_and_only_that_box_is_dropped(
@@ -356,7 +380,7 @@ def test_same_labels_exported_in_two_formats_are_not_an_error(
 ) -> None:
     write_labels(root, "1.json", coco([("banners/sub/b.png", 200, 100)], [(0, "logo", [20, 10, 40, 20])]))
     box = {"label": "logo", "topX": 0.1, "topY": 0.1, "bottomX": 0.3, "bottomY": 0.3}
-    write_labels(root, "2.jsonl", [{"image_url": "AmlDatastore://s/acme/sub/b.png", "label": [box]}])
+    write_labels(root, "2.jsonl", [{"image_url": "AmlDatastore://s/acme/banners/sub/b.png", "label": [box]}])
     labels = build(root, manifest, frames)
     assert labels.errors.empty
     assert len(labels.images) == 1

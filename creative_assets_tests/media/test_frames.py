@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import av
@@ -13,10 +18,11 @@ import pytest
 
 from creative_assets.layout import DataRoot
 from creative_assets.media.frames import FRAME_COLUMNS, FRAME_MANIFEST_NAME, extract_video_frames
-from creative_assets.media.manifest import ERROR_COLUMNS, scan_creatives
+from creative_assets.media.manifest import ERROR_COLUMNS, scan_creatives, sha256_file
 from creative_assets_tests.media.test_manifest import write_image, write_video
 
 BRAND = "acme"
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -281,7 +287,41 @@ def test_progress_is_reported_once_per_video(root: DataRoot) -> None:
 
 @pytest.mark.parametrize("stride", [0, -3])
 def test_stride_below_one_is_rejected(root: DataRoot, stride: int) -> None:
+    root.creatives(BRAND).mkdir(parents=True)
     manifest, _ = scan_creatives(root, BRAND)
 
     with pytest.raises(ValueError, match="stride"):
         extract_video_frames(root, BRAND, manifest, stride=stride)
+
+
+def _frame_bytes(root: DataRoot) -> dict[str, str]:
+    folder = root.frames(BRAND)
+    return {p.relative_to(folder).as_posix(): sha256_file(p) for p in sorted(folder.rglob("*.jpg"))}
+
+
+def test_extraction_killed_mid_video_resumes_to_the_uninterrupted_frames(tmp_path: Path) -> None:
+    uninterrupted, killed = DataRoot(tmp_path / "whole"), DataRoot(tmp_path / "killed")
+    for r in (uninterrupted, killed):
+        for name in ("a.mp4", "b.mp4", "c.mp4"):
+            write_video(r.creatives(BRAND) / name, frames=120, size=(320, 240))
+    whole = extract(uninterrupted, stride=1)
+
+    script = Path(__file__).with_name("frames_in_subprocess.py")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    child = subprocess.Popen([sys.executable, str(script), str(killed.root), "1"], cwd=REPO, env=env)
+    started = killed.frames(BRAND) / "b.mp4" / "000000.jpg"
+    try:
+        while not started.is_file() and child.poll() is None:
+            time.sleep(0.01)
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    assert started.is_file(), "the extraction ended before the kill"
+    assert not (killed.frames(BRAND) / "c.mp4" / FRAME_MANIFEST_NAME).exists()
+
+    resumed = extract(killed, stride=1)
+    assert resumed.videos_skipped >= 1 and resumed.videos_extracted >= 2
+    pd.testing.assert_frame_equal(resumed.frames, whole.frames)
+    assert _frame_bytes(killed) == _frame_bytes(uninterrupted)
+    leftovers = [p.name for p in killed.frames(BRAND).rglob("*") if p.is_file() and ".tmp" in p.name]
+    assert leftovers == []

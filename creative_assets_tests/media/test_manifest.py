@@ -12,7 +12,13 @@ import pandas as pd
 import pytest
 
 from creative_assets.layout import DataRoot
-from creative_assets.media.manifest import ERROR_COLUMNS, MANIFEST_COLUMNS, scan_creatives, sha256_file
+from creative_assets.media.manifest import (
+    ERROR_COLUMNS,
+    MANIFEST_COLUMNS,
+    CreativesFolderError,
+    scan_creatives,
+    sha256_file,
+)
 
 BRAND = "acme"
 
@@ -99,7 +105,27 @@ def test_tables_have_the_documented_columns_and_dtypes(root: DataRoot) -> None:
     assert set(errors.dtypes.astype(str)) == {"string"}
 
 
-def test_missing_creatives_folder_gives_empty_typed_tables(root: DataRoot) -> None:
+def test_missing_creatives_folder_is_an_error_naming_the_path(root: DataRoot) -> None:
+    root.raw(BRAND).mkdir(parents=True)
+    with pytest.raises(CreativesFolderError, match=r"raw/acme/creatives .* does not exist"):
+        scan_creatives(root, BRAND)
+
+
+def test_unreadable_creatives_folder_is_an_error_naming_the_path(root: DataRoot) -> None:
+    folder = creatives(root)
+    write_image(folder / "a.png")
+    folder.chmod(0o000)
+    try:
+        if os.access(folder, os.R_OK):
+            pytest.skip("running as a user that reads any folder")
+        with pytest.raises(CreativesFolderError, match=r"raw/acme/creatives .* cannot be read"):
+            scan_creatives(root, BRAND)
+    finally:
+        folder.chmod(0o755)
+
+
+def test_empty_creatives_folder_gives_empty_typed_tables(root: DataRoot) -> None:
+    creatives(root)
     manifest, errors = scan_creatives(root, BRAND)
 
     assert manifest.empty and errors.empty
