@@ -12,7 +12,8 @@ from creative_assets.assets.metadata import preview
 from creative_assets.assets.progress import stage_progress
 from creative_assets.detection.backend import CocoSplit
 from creative_assets.detection.evaluation import always_absent_accuracy, load_ground_truth
-from creative_assets.detection.grid import choose_best_trial, run_grid
+from creative_assets.detection.grid import choose_best_trial
+from creative_assets.detection.grid_executors import run_grid
 from creative_assets.detection.haar import HAAR_CASCADES, haar_baseline
 from creative_assets.detection.registry import backend_by_name, backend_choice, resolve_device
 from creative_assets.detection.retention import folder_bytes, forget_pruned_winner, prune_losing_checkpoints
@@ -141,20 +142,22 @@ def grid_search(context: dg.AssetExecutionContext, settings: SettingsResource, c
             result = run_grid_ray(
                 backend.name, train_split, valid_split, classes, cfg, out_dir, log=context.log.info
             )
-            failed = result.errors
-            if result.trials.empty:
-                raise RuntimeError(f"every grid trial failed on Ray:\n{result.errors.to_string()}")
-            return result
-        return run_grid(
-            backend,
-            train_split,
-            valid_split,
-            classes,
-            cfg,
-            out_dir,
-            progress=stage_progress(context, f"{brand}|{object_name}: grid", "iterations"),
-            log=context.log.info,
-        )
+        else:
+            result = run_grid(
+                backend,
+                train_split,
+                valid_split,
+                classes,
+                cfg,
+                out_dir,
+                progress=stage_progress(context, f"{brand}|{object_name}: grid", "iterations"),
+                log=context.log.info,
+            )
+        # one failure policy for every executor: failed trials are rows here, the check below fails
+        failed = result.errors
+        if result.trials.empty:
+            raise RuntimeError(f"every grid trial failed:\n{result.errors.to_string()}")
+        return result
 
     with partition_lock(out_dir, log=context.log.info):
         result = run_trials()

@@ -12,11 +12,10 @@ snapshots at the smaller ones — the same weights as separate runs with the sam
 the time. Such trials name their run in the `shared_run` column ("" for a trial trained alone), and their
 `train_seconds` is the run's time up to the snapshot.
 
-Parallel runs: on a CPU the small models train fastest with one thread each, so with
-`grid.parallel_runs` > 1 (a proposed GridSettings field; 1 when absent) the independent runs go to that many
-worker processes (spawned, one torch thread each), and each run's trials are evaluated and saved as soon as
-it finishes. On CUDA the runs stay in this process, one after another. As with any spawned process, a script
-that calls `run_grid` this way must do so under `if __name__ == "__main__":`.
+Executors: this module is the plan, the evaluation and the results on disk; `grid_executors.py` runs the
+training runs (sequentially, in worker processes with `grid.parallel_runs` > 1 on a CPU, or on Ray through
+`execution/ray_grid.py`) with one failure policy. As with any spawned process, a script that calls
+`run_grid` with parallel runs must do so under `if __name__ == "__main__":`.
 
 Several classes (an object mapped to several label categories): accuracy, precision, recall and F1 in the
 trial table are macro-averages over the classes (each class weighs the same); tp, fp, tn and fn are sums
@@ -28,10 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import multiprocessing
-import queue
 import shutil
-import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,10 +54,10 @@ from creative_assets.detection.evaluation import (
     max_scores,
     presence_metrics,
 )
-from creative_assets.detection.registry import resolve_device
+from creative_assets.detection.failure_policy import grid_error_frame
 from creative_assets.detection.split_inference import predict_split
 from creative_assets.layout import DataRoot, PathEscapeError
-from creative_assets.settings import Settings, TrainSettings
+from creative_assets.settings import Settings
 
 RESULT_FILE = "result.json"
 CHECKPOINT_FILE = "model.pth"
@@ -110,6 +106,8 @@ class GridResult:
 
     trials: pd.DataFrame
     long: pd.DataFrame
+    # trials whose run failed after its retries (failure_policy.GRID_ERROR_COLUMNS); they are not in `trials`
+    errors: pd.DataFrame = field(default_factory=lambda: grid_error_frame([]))
 
     @property
     def best(self) -> pd.Series:
@@ -271,7 +269,7 @@ def shared_run_name(p: TrialParams, settings: Settings, backend: DetectorBackend
     """The shared run `p` belongs to in the whole grid ("" if trained alone): the same label whether the grid
     ran in one go or a resumed run retrained the trial with only some of its run's trials left."""
     iters = settings.grid.max_iter
-    if len(iters) < 2 or not (settings.train.share_grid_prefix and getattr(backend, "prefix_stable", False)):
+    if len(iters) < 2 or not (settings.train.share_grid_prefix and backend.prefix_stable):
         return ""
     return f"roi{p.batch_size_per_image}_it{max(iters)}"
 
@@ -324,85 +322,6 @@ def finish_trial(
     return result
 
 
-def _train_worker(
-    backend: DetectorBackend,
-    train: CocoSplit,
-    classes: list[str],
-    params: TrialParams,
-    settings: TrainSettings,
-    run_dir: Path,
-    snapshots: list[int],
-    index: int,
-    messages: multiprocessing.Queue,
-) -> None:
-    """Body of a worker process: train one run, report progress and the result (or the error) on `messages`."""
-    import torch
-
-    torch.set_num_threads(1)
-    try:
-        result = backend.train(
-            train,
-            classes,
-            params,
-            settings,
-            run_dir,
-            snapshot_iters=snapshots,
-            progress=lambda done, _total, info: messages.put(("progress", index, (done, info))),
-        )
-        messages.put(("done", index, result))
-    except BaseException:
-        messages.put(("error", index, traceback.format_exc()))
-
-
-def _train_in_processes(
-    backend: DetectorBackend,
-    train: CocoSplit,
-    classes: list[str],
-    settings: TrainSettings,
-    runs: list[TrainingRun],
-    workers: int,
-    on_progress: Callable[[dict[str, float]], None],
-    on_done: Callable[[TrainingRun], None],
-) -> None:
-    """Train `runs` in up to `workers` spawned processes; `on_done` runs here as each one finishes."""
-    ctx = multiprocessing.get_context("spawn")
-    messages = ctx.Queue()
-    pending = list(range(len(runs)))
-    active: dict[int, multiprocessing.process.BaseProcess] = {}
-    try:
-        while pending or active:
-            while pending and len(active) < workers:
-                i = pending.pop(0)
-                run = runs[i]
-                args = (backend, train, classes, run.top, settings, run.run_dir, run.snapshots, i, messages)
-                process = ctx.Process(target=_train_worker, args=args, daemon=True)
-                process.start()
-                active[i] = process
-            try:
-                kind, i, payload = messages.get(timeout=1.0)
-            except queue.Empty:
-                dead = [i for i, p in active.items() if not p.is_alive() and p.exitcode not in (0, None)]
-                if dead:
-                    raise RuntimeError(
-                        f"the worker training run {runs[dead[0]].top.key} died (exit code "
-                        f"{active[dead[0]].exitcode}); out of memory? set grid.parallel_runs to 1"
-                    ) from None
-                continue
-            if kind == "progress":
-                runs[i].done, info = payload
-                on_progress(info)
-            elif kind == "error":
-                raise RuntimeError(f"training run {runs[i].top.key} failed in its worker process:\n{payload}")
-            else:
-                active.pop(i).join()
-                runs[i].result = payload
-                on_done(runs[i])
-    finally:
-        for p in active.values():
-            p.kill()
-            p.join()
-
-
 def finished_trial(trials_dir: Path, params: TrialParams, fingerprint: str) -> dict[str, Any] | None:
     """A trial's saved result when it finished with this fingerprint, else None.
 
@@ -450,87 +369,3 @@ def plan_trials(
         else:
             todo.append(p)
     return TrialPlan(params, gt, fingerprints, finished, todo)
-
-
-def run_grid(
-    backend: DetectorBackend,
-    train: CocoSplit,
-    valid: CocoSplit,
-    classes: list[str],
-    settings: Settings,
-    out_dir: Path,
-    progress: GridProgressFn | None = None,
-    log: LogFn | None = None,
-    parallel_runs: int | None = None,
-) -> GridResult:
-    """Train and evaluate every trial of `settings.grid` not finished in `out_dir` yet; return all trials.
-
-    `progress(done, total, info)` counts training iterations over the runs still to do; `log` gets a line
-    per skipped, trained and evaluated trial. `parallel_runs` overrides `grid.parallel_runs`.
-    """
-    say = log or (lambda _msg: None)
-    out_dir = Path(out_dir)
-    trials_dir = out_dir / "trials"
-    plan = plan_trials(settings, train, valid, classes, trials_dir, say)
-    gt, fingerprints, todo = plan.gt, plan.fingerprints, plan.todo
-    results: dict[str, dict[str, Any]] = dict(plan.finished)
-
-    share = settings.train.share_grid_prefix and backend.prefix_stable
-    runs = [TrainingRun(trials=group, runs_dir=out_dir / "runs") for group in training_groups(todo, share)]
-    total = sum(r.top.max_iter for r in runs)
-
-    def report(info: dict[str, float]) -> None:
-        if progress is not None:
-            progress(sum(r.done for r in runs), total, info)
-
-    def announce(run: TrainingRun) -> None:
-        if run.snapshots:
-            say(f"run {run.name}: training to {run.top.max_iter} iterations, snapshots at {run.snapshots}")
-        else:
-            say(f"trial {run.top.key}: training")
-
-    def finish(run: TrainingRun) -> None:
-        assert run.result is not None
-        for p in run.trials:
-            results[p.key] = finish_trial(
-                backend, run, p, valid, gt, classes, settings, trials_dir, fingerprints
-            )
-            row = results[p.key]["row"]
-            say(
-                f"trial {p.key}: mean accuracy {row['mean_accuracy']:.3f}, AP {row['AP']:.3f}, "
-                f"{row['train_seconds']:.1f} s"
-            )
-        shutil.rmtree(run.run_dir, ignore_errors=True)
-
-    workers = parallel_runs if parallel_runs is not None else settings.grid.parallel_runs
-    if workers > 1 and multiprocessing.current_process().daemon:
-        say("this is a daemonic process, which cannot start workers: training runs one after another")
-        workers = 1
-    if workers > 1 and len(runs) > 1 and resolve_device(settings.train.device) == "cpu":
-        say(f"{len(runs)} training runs, {min(workers, len(runs))} at a time in worker processes")
-        for run in runs:
-            announce(run)
-        _train_in_processes(backend, train, classes, settings.train, runs, workers, report, finish)
-    else:
-        for run in runs:
-            announce(run)
-
-            def run_progress(done: int, _total: int, info: dict[str, float], run: TrainingRun = run) -> None:
-                run.done = done
-                report(info)
-
-            run.result = backend.train(
-                train,
-                classes,
-                run.top,
-                settings.train,
-                run.run_dir,
-                snapshot_iters=run.snapshots,
-                progress=run_progress,
-            )
-            finish(run)
-
-    ordered = [results[p.key] for p in plan.params]
-    trials = trials_frame([r["row"] for r in ordered], trial_columns(settings.confidences))
-    long = trials_frame([x for r in ordered for x in r["long"]], LONG_COLUMNS)
-    return GridResult(trials=trials, long=long)

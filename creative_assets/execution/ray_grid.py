@@ -1,6 +1,7 @@
 """The exhaustive grid on Ray: each training run of `detection.grid` is one Ray Tune trial.
 
-The trials, their files and their table are those of `run_grid`: the same training runs (one per
+The trials, their files and their table are those of `run_grid`: the same unit of work
+(`grid_executors.train_run`), the same table assembly and the same failure policy. The same training runs (one per
 BATCH_SIZE_PER_IMAGE with snapshots at the smaller MAX_ITERs when prefix sharing applies, else one per
 MAX_ITER × BATCH_SIZE_PER_IMAGE), the same backend training and `evaluate_detector`, the same atomic
 `trials/<key>/model.pth` and `trials/<key>/result.json` with the same fingerprints. Local and Ray runs
@@ -18,117 +19,58 @@ only the trials still missing); a run that still fails becomes one error row per
 from __future__ import annotations
 
 import shutil
-import traceback
-from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
-from creative_assets.atomic import remove_stale_temporaries
-from creative_assets.detection.backend import CocoSplit, DetectorBackend, TrialParams
-from creative_assets.detection.evaluation import load_ground_truth
-
-# grid.py keeps these helpers private; they are imported, not copied, so both executors stay one definition.
-from creative_assets.detection.grid import (
-    LONG_COLUMNS,
-    GridResult,
-    LogFn,
-    TrainingRun,
-    finish_trial,
-    finished_trial,
-    plan_trials,
-    training_groups,
-    trial_columns,
-    trials_frame,
+from creative_assets.detection.backend import CocoSplit, TrialParams
+from creative_assets.detection.failure_policy import (
+    DEFAULT_MAX_RETRIES,
+    GRID_ERROR_COLUMNS,
+    check_retries,
+    reason_of,
 )
+from creative_assets.detection.grid import GridResult, LogFn, plan_trials, training_groups
+from creative_assets.detection.grid_executors import GridJob, assemble_grid, error_rows, run_label, train_run
 from creative_assets.detection.registry import backend_by_name
 from creative_assets.execution.ray_cluster import cluster_gpus, connect, import_ray
 from creative_assets.settings import Settings
 
-GRID_ERROR_COLUMNS = ["trial", "run", "error"]
+__all__ = ["GRID_ERROR_COLUMNS", "TUNE_FOLDER", "RayGridResult", "run_grid_ray"]
+
 TUNE_FOLDER = "ray_tune"
-DEFAULT_MAX_FAILURES = 2
-
-
-@dataclass
-class RayGridResult(GridResult):
-    """A GridResult of every finished trial, plus `errors`: one row per trial whose run failed after its
-    retries (`GRID_ERROR_COLUMNS`: trial, run, error; all strings)."""
-
-    errors: pd.DataFrame = field(default_factory=lambda: _error_frame([]))
+DEFAULT_MAX_FAILURES = DEFAULT_MAX_RETRIES
+# The grid's result is the same whichever executor made it (errors included).
+RayGridResult = GridResult
 
 
 @dataclass(frozen=True)
-class _GridJob:
+class _TuneJob:
     """What every Tune trial needs besides its run: shipped once through the object store."""
 
     backend_name: str
-    train: CocoSplit
-    valid: CocoSplit
-    classes: list[str]
-    settings: Settings
-    out_dir: Path
-    fingerprints: dict[str, str]
-    runs: dict[str, list[tuple[int, int]]]  # run name → its trials as (MAX_ITER, BATCH_SIZE_PER_IMAGE)
+    grid: GridJob
+    runs: dict[str, list[tuple[int, int]]]  # run label → its trials as (MAX_ITER, BATCH_SIZE_PER_IMAGE)
     threads: int | None  # torch threads on the CPU
 
 
-def _error_frame(rows: list[dict[str, str]]) -> pd.DataFrame:
-    return pd.DataFrame(rows, columns=GRID_ERROR_COLUMNS).astype(dict.fromkeys(GRID_ERROR_COLUMNS, "string"))
-
-
-def _backend(backend_name: str, settings: Settings) -> DetectorBackend:
-    return backend_by_name(backend_name, settings.train)
-
-
-def _run_name(trials: Sequence[TrialParams]) -> str:
-    """The run's folder name in grid.py: `roi<b>_it<n>` when shared, the trial key when alone."""
-    return TrainingRun(trials=list(trials), runs_dir=Path()).run_dir.name
-
-
-def _train_run(config: dict[str, Any], job: _GridJob) -> None:
-    """Body of one Tune trial: train the run's trials still missing, evaluate and save each (as run_grid)."""
+def _train_run(config: dict[str, Any], job: _TuneJob) -> None:
+    """Body of one Tune trial: the grid's unit of work (`grid_executors.train_run`) for its run."""
     import torch
     from ray import tune
 
     if job.threads:
         torch.set_num_threads(job.threads)
-    trials_dir = job.out_dir / "trials"
     planned = [TrialParams(m, b) for m, b in job.runs[config["run"]]]
-    for p in planned:
-        remove_stale_temporaries(trials_dir / p.key)
-    # after a failed attempt some snapshots may be saved already: train only what is missing, as a rerun would
-    missing = [p for p in planned if finished_trial(trials_dir, p, job.fingerprints[p.key]) is None]
-    if missing:
-        backend = _backend(job.backend_name, job.settings)
-        gt = load_ground_truth(job.valid.json_path)
-        run = TrainingRun(trials=missing, runs_dir=job.out_dir / "runs")
-        run.result = backend.train(
-            job.train, job.classes, run.top, job.settings.train, run.run_dir, snapshot_iters=run.snapshots
-        )
-        for p in missing:
-            finish_trial(
-                backend, run, p, job.valid, gt, job.classes, job.settings, trials_dir, job.fingerprints
-            )
-        shutil.rmtree(run.run_dir, ignore_errors=True)
-    tune.report({"trials": len(planned), "trained": len(missing)})
+    backend = backend_by_name(job.backend_name, job.grid.settings.train)
+    trained = train_run(backend, job.grid, planned)
+    tune.report({"trials": len(planned), "trained": len(trained)})
 
 
 def _trial_resources(gpus_per_trial: float) -> dict[str, float]:
     if cluster_gpus() > 0:
         return {"cpu": 1, "gpu": gpus_per_trial}
     return {"cpu": 1}
-
-
-def _reason(error: BaseException | None) -> str:
-    """The last line of the error's text: the exception that ended the run, without Ray's wrapping."""
-    if error is None:
-        return "the trial ended without saving its result"
-    text = str(error).strip() or "".join(traceback.format_exception_only(type(error), error)).strip()
-    lines = [line for line in text.splitlines() if line.strip()]
-    return lines[-1].strip() if lines else type(error).__name__
 
 
 def run_grid_ray(
@@ -152,65 +94,38 @@ def run_grid_ray(
     """
     if not 0 < gpus_per_trial <= 1:
         raise ValueError(f"gpus_per_trial must be in (0, 1], got {gpus_per_trial}")
-    if max_failures < 0:
-        raise ValueError(f"max_failures must be >= 0, got {max_failures}")
+    check_retries(max_failures)
     say = log or (lambda _msg: None)
     # Workers change directory into Tune's trial folders: every path they get must be absolute.
     out_dir = Path(out_dir).resolve()
     settings = settings.model_copy(update={"data_root": Path(settings.data_root).resolve()})
     train = CocoSplit(Path(train.json_path).resolve(), Path(train.image_root).resolve())
     valid = CocoSplit(Path(valid.json_path).resolve(), Path(valid.image_root).resolve())
-    trials_dir = out_dir / "trials"
 
-    plan = plan_trials(settings, train, valid, classes, trials_dir, say)
-    all_params, fingerprints, todo = plan.params, plan.fingerprints, plan.todo
-
-    backend = _backend(backend_name, settings)
-    share = settings.train.share_grid_prefix and backend.prefix_stable
-    groups = training_groups(todo, share)
-    runs = {_run_name(g): [(p.max_iter, p.batch_size_per_image) for p in g] for g in groups}
+    plan = plan_trials(settings, train, valid, classes, out_dir / "trials", say)
+    grid = GridJob(train, valid, list(classes), settings, out_dir, plan.fingerprints)
+    share = settings.train.share_grid_prefix and backend_by_name(backend_name, settings.train).prefix_stable
+    groups = training_groups(plan.todo, share)
     errors: list[dict[str, str]] = []
-    if runs:
-        job = _GridJob(
+    if groups:
+        job = _TuneJob(
             backend_name=backend_name,
-            train=train,
-            valid=valid,
-            classes=list(classes),
-            settings=settings,
-            out_dir=out_dir,
-            fingerprints=fingerprints,
-            runs=runs,
+            grid=grid,
+            runs={run_label(g): [(p.max_iter, p.batch_size_per_image) for p in g] for g in groups},
             threads=settings.train.cpu_threads or 1,
         )
         errors = _tune(job, say, address, gpus_per_trial, max_failures)
-
-    results: dict[str, dict[str, Any]] = {}
-    failed = {row["trial"] for row in errors}
-    for p in all_params:
-        found = finished_trial(trials_dir, p, fingerprints[p.key])
-        if found is not None:
-            results[p.key] = found
-        elif p.key not in failed:
-            errors.append({"trial": p.key, "run": "", "error": "no result was saved for this trial"})
-    # a failed run may have saved some of its snapshots before failing: those trials are results, not errors
-    errors = [row for row in errors if row["trial"] not in results]
-    ordered = [results[p.key] for p in all_params if p.key in results]
-    position = {p.key: i for i, p in enumerate(all_params)}
-    return RayGridResult(
-        trials=trials_frame([r["row"] for r in ordered], trial_columns(settings.confidences)),
-        long=trials_frame([x for r in ordered for x in r["long"]], LONG_COLUMNS),
-        errors=_error_frame(sorted(errors, key=lambda row: position[row["trial"]])),
-    )
+    return assemble_grid(grid, plan.params, errors)
 
 
 def _tune(
-    job: _GridJob, say: LogFn, address: str | None, gpus_per_trial: float, max_failures: int
+    job: _TuneJob, say: LogFn, address: str | None, gpus_per_trial: float, max_failures: int
 ) -> list[dict[str, str]]:
     """Run `job.runs` as one Tune grid search; error rows for the runs that failed after their retries."""
     import_ray()
     from ray import tune
 
-    connect(address, num_cpus=job.settings.grid.parallel_runs)
+    connect(address, num_cpus=job.grid.settings.grid.parallel_runs)
     resources = _trial_resources(gpus_per_trial)
     if "gpu" in resources:
         job = replace(job, threads=None)
@@ -222,7 +137,7 @@ def _tune(
             say(f"run {name}: training to {trials[-1][0]} iterations, snapshots at {snapshots}")
         else:
             say(f"trial {name}: training")
-    storage = job.out_dir / TUNE_FOLDER
+    storage = job.grid.out_dir / TUNE_FOLDER
     shutil.rmtree(storage, ignore_errors=True)  # left by a killed driver; resuming goes by the trial files
     tuner = tune.Tuner(
         tune.with_resources(tune.with_parameters(_train_run, job=job), resources),
@@ -243,19 +158,8 @@ def _tune(
     for result in outcome:
         name = str(result.config["run"])
         if result.error is not None:
-            reason = _reason(result.error)
-            say(f"run {name}: failed (retries: {max_failures}): {reason}")
-            errors.extend(
-                {"trial": TrialParams(m, b).key, "run": name, "error": reason} for m, b in runs[name]
-            )
+            reason = reason_of(result.error)
+            say(f"run {name}: failed after {max_failures + 1} attempts: {reason}")
+            errors.extend(error_rows(job.grid, [TrialParams(m, b) for m, b in runs[name]], reason))
     shutil.rmtree(storage, ignore_errors=True)
-    for trials in runs.values():
-        for p in (TrialParams(m, b) for m, b in trials):
-            found = finished_trial(job.out_dir / "trials", p, job.fingerprints[p.key])
-            if found is not None:
-                row = found["row"]
-                say(
-                    f"trial {row['trial']}: mean accuracy {row['mean_accuracy']:.3f}, AP {row['AP']:.3f}, "
-                    f"{row['train_seconds']:.1f} s"
-                )
     return errors

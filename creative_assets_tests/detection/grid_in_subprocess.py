@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from creative_assets.detection.backend import CocoSplit
-from creative_assets.detection.grid import run_grid
+from creative_assets.detection.grid_executors import run_grid
 from creative_assets.detection.torchvision_backend import TorchvisionBackend
 from creative_assets.settings import build_settings
 

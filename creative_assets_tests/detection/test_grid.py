@@ -19,9 +19,9 @@ from creative_assets.detection.grid import (
     LONG_COLUMNS,
     RESULT_FILE,
     choose_best_trial,
-    run_grid,
     trial_columns,
 )
+from creative_assets.detection.grid_executors import run_grid
 from creative_assets.detection.torchvision_backend import TorchvisionBackend
 from creative_assets.settings import build_settings
 from creative_assets_tests.detection.test_coco_data import write_toy_coco
@@ -237,3 +237,45 @@ def test_a_grid_killed_mid_run_resumes_to_the_uninterrupted_tables_labels_includ
     pd.testing.assert_frame_equal(comparable(resumed.trials), comparable(uninterrupted.trials))
     pd.testing.assert_frame_equal(resumed.long, uninterrupted.long)
     assert set(resumed.trials["shared_run"]) == {"roi16_it4", "roi32_it4"}
+
+
+def test_a_run_that_keeps_failing_is_an_error_row_per_trial_and_the_other_runs_finish(tmp_path):
+    from creative_assets_tests.support.flaky_backend import FlakyBackend
+
+    split = write_toy_coco(tmp_path / "splits")
+    settings = smoke_settings(tmp_path)
+    backend = FlakyBackend(tmp_path / "attempts", failing=(32,))
+    lines: list[str] = []
+    result = run_grid(backend, split, split, CLASSES, settings, tmp_path / "grid", log=lines.append)
+    assert result.trials["trial"].tolist() == ["it2_roi16", "it4_roi16"]
+    assert result.errors["trial"].tolist() == ["it2_roi32", "it4_roi32"]
+    assert set(result.errors["run"]) == {"roi32_it4"}
+    assert set(result.errors["error"]) == {"simulated out of memory in the run of ROI batch 32 (attempt 3)"}
+    assert backend.attempts(32) == 3 and backend.attempts(16) == 1  # the first try and two retries
+    assert any("roi32_it4: failed after 3 attempts" in line for line in lines)
+
+
+def test_a_run_that_fails_once_is_retried_to_the_same_table(grid, tmp_path):
+    from creative_assets_tests.support.flaky_backend import FlakyBackend
+
+    _, split, _, first, _, _ = grid
+    settings = smoke_settings(tmp_path)
+    backend = FlakyBackend(tmp_path / "attempts", failing=(16,), fail_times=1)
+    again = run_grid(backend, split, split, CLASSES, settings, tmp_path / "grid")
+    assert again.errors.empty and backend.attempts(16) == 2
+    cols = ["trial", "mean_accuracy", "AP", "tp_20", "fp_20"]
+    pd.testing.assert_frame_equal(again.trials[cols], first.trials[cols])
+
+
+def test_worker_processes_apply_the_same_failure_policy(tmp_path):
+    from creative_assets_tests.support.flaky_backend import FlakyBackend
+
+    split = write_toy_coco(tmp_path / "splits")
+    settings = smoke_settings(tmp_path)
+    backend = FlakyBackend(tmp_path / "attempts", failing=(32,))
+    result = run_grid(
+        backend, split, split, CLASSES, settings, tmp_path / "grid", parallel_runs=2, max_retries=1
+    )
+    assert result.trials["trial"].tolist() == ["it2_roi16", "it4_roi16"]
+    assert result.errors["trial"].tolist() == ["it2_roi32", "it4_roi32"]
+    assert backend.attempts(32) == 2

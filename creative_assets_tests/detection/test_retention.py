@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 import torch
 
-from creative_assets.detection.grid import CHECKPOINT_FILE, RESULT_FILE, choose_best_trial, run_grid
+from creative_assets.detection.grid import CHECKPOINT_FILE, RESULT_FILE, choose_best_trial
+from creative_assets.detection.grid_executors import run_grid
 from creative_assets.detection.retention import folder_bytes, forget_pruned_winner, prune_losing_checkpoints
 from creative_assets.detection.torchvision_backend import TorchvisionBackend
 from creative_assets.settings import build_settings

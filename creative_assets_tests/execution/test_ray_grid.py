@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 import torch
 
-from creative_assets.detection.grid import CHECKPOINT_FILE, RESULT_FILE, run_grid
+from creative_assets.detection.grid import CHECKPOINT_FILE, RESULT_FILE
+from creative_assets.detection.grid_executors import run_grid
 from creative_assets.detection.torchvision_backend import TorchvisionBackend
 from creative_assets.execution.ray_cluster import connect, import_ray
 from creative_assets.execution.ray_grid import GRID_ERROR_COLUMNS, TUNE_FOLDER, run_grid_ray
@@ -139,7 +140,7 @@ def test_a_run_that_keeps_failing_is_an_error_row_per_trial(ray_cluster, tmp_pat
     assert result.errors["trial"].tolist() == ["it2_roi16"]
     assert result.errors["run"].tolist() == ["it2_roi16"]
     assert "cannot read image" in result.errors["error"].iloc[0]
-    assert any("failed (retries: 1)" in line for line in lines)
+    assert any("failed after 2 attempts" in line for line in lines)
     assert not (tmp_path / "grid/trials/it2_roi16" / RESULT_FILE).exists()
 
 
