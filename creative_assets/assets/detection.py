@@ -8,7 +8,13 @@ import pandas as pd
 from creative_assets.assets.metadata import error_metadata, preview
 from creative_assets.assets.progress import stage_progress
 from creative_assets.assets.training import NO_MODEL, split_of
-from creative_assets.detection.batch_detect import LoadedModel, errors_folder, run_detection, work_items
+from creative_assets.detection.batch_detect import (
+    BATCH_FAILURE_STAGE,
+    LoadedModel,
+    errors_folder,
+    run_detection,
+    work_items,
+)
 from creative_assets.detection.evaluation import load_ground_truth
 from creative_assets.detection.registry import backend_by_name
 from creative_assets.detection.split_inference import predict_split
@@ -210,6 +216,13 @@ def _overlay_samples(root: DataRoot, detections: pd.DataFrame, max_megapixels: f
             metadata={"allow_missing_partitions": True, "as_dict": True},
         ),
     },
+    check_specs=[
+        dg.AssetCheckSpec(
+            "every_batch_committed",
+            asset="detections",
+            description="no batch failed after its retries (failed batches are retried by the next run)",
+        )
+    ],
 )
 def detections(
     context: dg.AssetExecutionContext,
@@ -218,7 +231,7 @@ def detections(
     video_frames: pd.DataFrame,
     chosen_model,
     optimal_thresholds,
-) -> dg.Output:
+):
     """Every detection ≥ the score floor on every image and frame of the brand, from all its chosen models."""
     cfg = settings.load()
     root = settings.root()
@@ -276,4 +289,10 @@ def detections(
         samples = _overlay_samples(root, head, cfg.media.max_megapixels)
         if samples:
             meta["samples"] = dg.MetadataValue.md(samples)
-    return dg.Output(TableRef(folder=root.relative(out_dir), rows=run.rows), metadata=meta)
+    failed = run.errors[run.errors["stage"] == BATCH_FAILURE_STAGE] if len(run.errors) else run.errors
+    yield dg.Output(TableRef(folder=root.relative(out_dir), rows=run.rows), metadata=meta)
+    yield dg.AssetCheckResult(
+        check_name="every_batch_committed",
+        passed=len(failed) == 0,
+        metadata={"failed_batches": len(failed), **({"failed": preview(failed)} if len(failed) else {})},
+    )

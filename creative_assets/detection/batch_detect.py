@@ -50,10 +50,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from creative_assets.atomic import remove_stale_temporaries
+from creative_assets.atomic import atomic_write_parquet, remove_stale_temporaries
 from creative_assets.detection.backend import Detector, Predictions
+from creative_assets.detection.failure_policy import DEFAULT_MAX_RETRIES, check_retries, reason_of
 from creative_assets.detection.image_loader import DecodedImage, ImageFiles, image_chunks
-from creative_assets.layout import DataRoot
+from creative_assets.layout import DataRoot, PathEscapeError
 from creative_assets.media.decode import DEFAULT_MAX_MEGAPIXELS
 from creative_assets.settings import validate_brand
 from creative_assets.tables.schemas import DETECTION_ERRORS, DETECTIONS
@@ -69,6 +70,8 @@ from creative_assets.tables.warehouse import (
 # Bump when the rows a batch produces change meaning or columns: every batch is then recomputed.
 DETECTION_FORMAT_VERSION = "1"
 ERROR_STAGE = "detections"
+# a whole batch that failed after its retries (the failure policy); the next run tries it again
+BATCH_FAILURE_STAGE = "detection batch"
 ERRORS_ASSET = "detection_errors"
 
 WORK_ITEM_DTYPES = {
@@ -387,6 +390,27 @@ def commit_batch(
     write_part(part_path(out_dir, key), to_arrow(detections, DETECTIONS.arrow_schema()))
 
 
+def commit_failed_batch(
+    root: DataRoot, brand: str, out_dir: Path, errors_dir: Path, batch: Batch, reason: str
+) -> None:
+    """Save a batch that failed after its retries as its errors part only (no detections part, so the next
+    run tries it again); one row naming the batch, its creatives and the reason."""
+    first, last = batch.creative_ids[0], batch.creative_ids[-1]
+    try:
+        file = root.relative(part_path(out_dir, batch.key))
+    except PathEscapeError:
+        file = Path(part_path(out_dir, batch.key)).resolve().as_posix()
+    row = {
+        "brand": brand,
+        "file": file,
+        "record": batch.key,
+        "stage": BATCH_FAILURE_STAGE,
+        "reason": f"batch of {batch.images} images ({first} … {last}) failed: {reason}",
+    }
+    errors = DETECTION_ERRORS.conform(pd.DataFrame([row], columns=DETECTION_ERRORS.columns))
+    atomic_write_parquet(part_path(errors_dir, batch.key), to_arrow(errors, DETECTION_ERRORS.arrow_schema()))
+
+
 def to_arrow(df: pd.DataFrame, schema: pa.Schema) -> pa.Table:
     """A DataFrame as an Arrow table with the given schema."""
     return pa.Table.from_pandas(df, schema=schema, preserve_index=False)
@@ -538,6 +562,7 @@ def run_detection(
     errors_dir: Path | None = None,
     max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
     removed: Collection[str] | None = None,
+    max_retries: int = DEFAULT_MAX_RETRIES,
 ) -> DetectionRun:
     """Run every model on every work item of `brand`, committing one Parquet part per batch (resumable).
 
@@ -548,6 +573,7 @@ def run_detection(
     validate_brand(brand)
     if images_per_forward <= 0:
         raise ValueError(f"images_per_forward must be positive, got {images_per_forward}")
+    check_retries(max_retries)
     check_models(models)
     say = log or (lambda _message: None)
     plan = plan_run(
@@ -560,6 +586,7 @@ def run_detection(
         progress(done, total)
 
     computed = 0
+    committed = 0
     rows_written = 0
     compute_started = time.perf_counter()
     if pending:
@@ -575,18 +602,41 @@ def run_detection(
             image_chunks(dataset, (c for batch_chunks in chunks for c in batch_chunks), loader_workers)
         )
         for number, (batch, batch_chunks) in enumerate(zip(pending, chunks, strict=True), start=1):
-            rows = BatchRows(models, score_floor)
-            failed: list[DecodedImage] = []
-            for _ in batch_chunks:
-                chunk = next(decoded)
-                detect_chunk(chunk, models, score_floor, rows, failed)
-                done += len(chunk)
-                computed += len(chunk)
-                if progress is not None:
-                    progress(done, total)
-            detections = rows.frame(items, batch.key)
-            errors = error_frame(failed, items, brand)
-            commit_batch(out_dir, errors_dir, batch.key, detections, errors)
+            # The failure policy of every executor: a batch that raises is tried again (decoded afresh, in
+            # this process) up to max_retries times, then committed as an errors row; the others go on.
+            ahead = (next(decoded) for _ in batch_chunks)
+            first_done = done
+            for attempt in range(1, max_retries + 2):
+                try:
+                    rows, failed = BatchRows(models, score_floor), []
+                    for chunk in ahead:
+                        detect_chunk(chunk, models, score_floor, rows, failed)
+                        if attempt == 1 and progress is not None:
+                            done += len(chunk)
+                            progress(done, total)
+                    detections = rows.frame(items, batch.key)
+                    errors = error_frame(failed, items, brand)
+                    commit_batch(out_dir, errors_dir, batch.key, detections, errors)
+                    committed += 1
+                    break
+                except Exception as err:
+                    for _ in ahead:  # the loader decoded this batch ahead: skip what is left of it
+                        pass
+                    reason = reason_of(err)
+                    if attempt <= max_retries:
+                        say(
+                            f"detections {brand}: batch {number} attempt {attempt} failed ({reason}); retrying"
+                        )
+                        ahead = ([dataset[i] for i in positions] for positions in batch_chunks)
+                        continue
+                    say(f"detections {brand}: batch {number} failed after {attempt} attempts: {reason}")
+                    commit_failed_batch(root, brand, out_dir, errors_dir, batch, reason)
+                    detections = DETECTIONS.conform(pd.DataFrame(columns=DETECTIONS.columns))
+                    errors = error_frame([], items, brand).head(0)
+            done = first_done + batch.images
+            computed += batch.images
+            if progress is not None:
+                progress(done, total)
             rows_written += len(detections)
             elapsed = time.perf_counter() - compute_started
             rate = computed / elapsed if elapsed > 0 else 0.0
@@ -597,7 +647,7 @@ def run_detection(
                 f"{rate:.1f} images/s, ETA {eta}"
             )
 
-    result = plan.finish(written=len(pending), rows_written=rows_written, images=computed, started=started)
+    result = plan.finish(written=committed, rows_written=rows_written, images=computed, started=started)
     say(
         f"detections {brand}: done in {format_duration(result.seconds)}; {result.parts_written} parts written, "
         f"{result.parts_reused} reused, {result.parts_removed} stale removed, {result.parts_kept_unseen} kept "

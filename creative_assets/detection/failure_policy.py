@@ -18,7 +18,8 @@ def reason_of(error: BaseException | None) -> str:
     """The last line of an error's text: the exception that ended the unit, without wrappers' noise."""
     if error is None:
         return "the unit ended without saving its result"
-    text = str(error).strip() or "".join(traceback.format_exception_only(type(error), error)).strip()
+    # "Type: message"; an error wrapped by Ray carries the worker's traceback, whose last line is the cause
+    text = "".join(traceback.format_exception_only(type(error), error)).strip()
     lines = [line for line in text.splitlines() if line.strip()]
     return lines[-1].strip() if lines else type(error).__name__
 

@@ -37,36 +37,32 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from creative_assets.atomic import atomic_write_parquet
 from creative_assets.detection.backend import Predictions
 
 # batch_detect keeps these helpers private; they are imported, not copied, so both executors build the
 # same rows and commit the same parts.
 from creative_assets.detection.batch_detect import (
-    ERROR_STAGE,
     Batch,
     BatchRows,
     DetectionRun,
     LoadedModel,
     check_models,
     commit_batch,
+    commit_failed_batch,
     detect_chunk,
     error_frame,
     format_duration,
     model_fingerprint,
     plan_run,
-    to_arrow,
 )
+from creative_assets.detection.failure_policy import DEFAULT_MAX_RETRIES, check_retries
 from creative_assets.detection.image_loader import DecodedImage, decode_image
 from creative_assets.detection.registry import backend_by_name
 from creative_assets.execution.ray_cluster import cluster_cpus, cluster_gpus, connect, import_ray
-from creative_assets.layout import DataRoot, PathEscapeError
+from creative_assets.layout import DataRoot
 from creative_assets.media.decode import DEFAULT_MAX_MEGAPIXELS
 from creative_assets.settings import TrainSettings, validate_brand
-from creative_assets.tables.schemas import DETECTION_ERRORS
-from creative_assets.tables.warehouse import part_path
 
-DEFAULT_MAX_RETRIES = 2
 STAT_COLUMNS = ["key", "images", "detections", "errors", "failed", "reason", "attempts"]
 
 
@@ -234,29 +230,6 @@ class DetectionWorker:
         return len(detections), len(errors)
 
 
-def _display(root: DataRoot, path: Path) -> str:
-    try:
-        return root.relative(path)
-    except PathEscapeError:
-        return Path(path).resolve().as_posix()
-
-
-def _commit_failure(
-    root: DataRoot, brand: str, out_dir: Path, errors_dir: Path, batch: Batch, reason: str
-) -> None:
-    """Save a failed batch as its errors part (no detections part, so the next run retries it)."""
-    first, last = batch.creative_ids[0], batch.creative_ids[-1]
-    row = {
-        "brand": brand,
-        "file": _display(root, part_path(out_dir, batch.key)),
-        "record": batch.key,
-        "stage": ERROR_STAGE,
-        "reason": f"batch of {batch.images} images ({first} … {last}) failed: {reason}",
-    }
-    errors = DETECTION_ERRORS.conform(pd.DataFrame([row], columns=DETECTION_ERRORS.columns))
-    atomic_write_parquet(part_path(errors_dir, batch.key), to_arrow(errors, DETECTION_ERRORS.arrow_schema()))
-
-
 def _actor_plan(num_actors: int | None, batches: int) -> tuple[int, dict[str, float]]:
     """How many actors and what each one holds: a GPU each when the cluster has GPUs, else a CPU each."""
     gpus = cluster_gpus()
@@ -334,8 +307,7 @@ def run_detection_ray(
     validate_brand(brand)
     if images_per_forward <= 0:
         raise ValueError(f"images_per_forward must be positive, got {images_per_forward}")
-    if max_retries < 0:
-        raise ValueError(f"max_retries must be >= 0, got {max_retries}")
+    check_retries(max_retries)
     say = log or (lambda _message: None)
     specs = tuple(as_model_spec(s) for s in models_spec)
     for spec in specs:
@@ -400,11 +372,11 @@ def run_detection_ray(
         for key, batch in by_key.items():
             stats = outcome.get(key)
             if stats is None:
-                _commit_failure(
+                commit_failed_batch(
                     root, brand, out_dir, errors_dir, batch, "no result came back from Ray (actor lost)"
                 )
             elif bool(stats["failed"]):
-                _commit_failure(root, brand, out_dir, errors_dir, batch, str(stats["reason"]))
+                commit_failed_batch(root, brand, out_dir, errors_dir, batch, str(stats["reason"]))
 
     result = plan.finish(written=written, rows_written=rows_written, images=computed, started=started)
     say(

@@ -456,3 +456,67 @@ def test_a_png_over_the_pixel_budget_is_an_errors_row(root: DataRoot) -> None:
     reasons = dict(zip(run.errors["file"], run.errors["reason"], strict=True))
     assert "only JPEG can be decoded reduced" in reasons["raw/acme/creatives/img/00.png"]
     assert "raw/acme/creatives/img/01.jpg" not in reasons  # the JPEG is decoded reduced instead
+
+
+class FailingFirstCalls:
+    """Wraps a detector so that its first `n` predict calls raise (a transient CUDA or worker error)."""
+
+    def __init__(self, inner: ColourBlobDetector, n: int) -> None:
+        self.inner, self.n = inner, n
+        self.classes, self.backend, self.device = inner.classes, inner.backend, inner.device
+
+    def predict(self, images: Sequence[np.ndarray], score_floor: float = 0.0) -> list[Predictions]:
+        if self.n > 0:
+            self.n -= 1
+            raise RuntimeError("CUDA error: an illegal memory access was encountered (simulated)")
+        return self.inner.predict(images, score_floor)
+
+
+def _sorted(df: pd.DataFrame) -> pd.DataFrame:
+    keys = ["creative_id", "frame_index", "object", "class_name", "x_min", "y_min"]
+    return df.sort_values(keys).reset_index(drop=True)
+
+
+def test_a_batch_that_fails_once_is_retried_to_the_same_table(root: DataRoot, brand_items: pd.DataFrame):
+    reference = detect(root, brand_items, out="reference")
+    flaky = [
+        LoadedModel(m.object_name, m.model_id, FailingFirstCalls(m.detector, 1), m.thresholds)
+        for m in colour_models()
+    ]
+    lines: list[str] = []
+    run = detect(root, brand_items, models=flaky, out="flaky", log=lines.append)
+    assert run.parts_written == reference.parts_written and run.errors.empty
+    # each model fails its first call: batch 1 needs three attempts (the first try and both retries)
+    retries = [line for line in lines if "retrying" in line]
+    assert len(retries) == 2 and all("batch 1 attempt" in line for line in retries)
+    pd.testing.assert_frame_equal(
+        _sorted(read_detections(root.warehouse("flaky", BRAND))),
+        _sorted(read_detections(root.warehouse("reference", BRAND))),
+    )
+
+
+def test_a_batch_that_keeps_failing_is_an_error_row_and_the_others_are_committed(
+    root: DataRoot, brand_items: pd.DataFrame
+):
+    from creative_assets.tables.warehouse import part_key, part_path
+
+    reference = detect(root, brand_items, out="reference")
+    key = part_key(part_files(root.warehouse("reference", BRAND))[0])
+    part_path(root.warehouse("failing", BRAND), key).mkdir(parents=True)  # its part cannot be committed
+    lines: list[str] = []
+    run = detect(root, brand_items, out="failing", log=lines.append, max_retries=1)
+    assert run.parts_written == reference.parts_written - 1
+    failed = run.errors[run.errors["record"] == key]
+    assert failed["stage"].tolist() == ["detection batch"]
+    assert "IsADirectoryError" in failed["reason"].iloc[0]
+    assert any("failed after 2 attempts" in line for line in lines)
+    expected = read_detections(root.warehouse("reference", BRAND))
+    pd.testing.assert_frame_equal(
+        _sorted(read_detections(root.warehouse("failing", BRAND))),
+        _sorted(expected[expected["batch"] != key]),
+    )
+    # the next run, with the obstacle gone, commits just that batch
+    part_path(root.warehouse("failing", BRAND), key).rmdir()
+    again = detect(root, brand_items, out="failing")
+    assert (again.parts_written, again.parts_reused) == (1, reference.parts_written - 1)
+    assert again.errors.empty

@@ -28,7 +28,7 @@ def test_resnet18_is_detectron2s_and_needs_it():
         assert backend_choice(settings).name == "detectron2"
         assert backend_choice(settings).reason == "auto: resnet18 exists on detectron2 only"
     else:
-        with pytest.raises(BackendUnavailableError, match="resnet18.*detectron2 only"):
+        with pytest.raises(BackendUnavailableError, match="resnet18.*detectron2 backend only"):
             backend_choice(settings)
 
 

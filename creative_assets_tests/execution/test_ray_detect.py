@@ -170,7 +170,7 @@ def test_a_batch_that_keeps_failing_is_an_error_row_and_the_others_are_kept(ray_
     assert run.parts_written == run.batches - 1
     failed = run.errors[run.errors["record"] == key]
     assert failed["file"].tolist() == [f"warehouse/failing/brand=acme/part-{key}.parquet"]
-    assert failed["stage"].tolist() == ["detections"]
+    assert failed["stage"].tolist() == ["detection batch"]
     assert "IsADirectoryError" in failed["reason"].iloc[0]
     reference = read_detections(root.warehouse("local", BRAND))
     assert_same_detections(read_detections(out), reference[reference["batch"] != key].reset_index(drop=True))
