@@ -208,6 +208,7 @@ class Settings(_Strict):
     train: TrainSettings = Field(default_factory=TrainSettings)
     detection: DetectionSettings = Field(default_factory=DetectionSettings)
     executor: Literal["local", "ray"] = "local"
+    week_start: Literal["monday", "sunday"] = Field("monday", description="first day of an MMM panel week")
 
     @field_validator("objects")
     @classmethod
