@@ -9,8 +9,9 @@ Two shapes of one join:
 
 Weeks start on Monday, or on Sunday (`week_start` setting). A week with no impressions is a row of zeros, never
 a missing row: a pivot without `fillna(0)` gives an MMM NaN channel scales. Impressions of creatives the
-features table does not know stay in the totals, are counted per week (`impressions_unmatched`,
-`creatives_unmatched`) and listed (`unmatched`), so an analyst can fix the join — they are never dropped.
+features table does not know stay in the totals, are counted per week (`unmatched_impressions`,
+`unmatched_creatives`; `impressions_unmatched` in the long table) and listed (`unmatched`), so an analyst can
+fix the join — they are never dropped.
 
 Types: impressions are int64 when the source gives integers (CSV cells that are whole-number literals, a
 Parquet integer column) and float64 when it carries fractional, modelled impressions; spend is float64 (money
@@ -395,9 +396,9 @@ def mmm_panel(
     cols: dict[str, np.ndarray] = {
         "impressions": amount,
         "spend": spend,
-        "impressions_unmatched": np.where(matched, 0, amount),
-        "spend_unmatched": np.where(matched, 0.0, spend),
-        "impressions_video": np.where(video, amount, 0),
+        "unmatched_impressions": np.where(matched, 0, amount),
+        "unmatched_spend": np.where(matched, 0.0, spend),
+        "video_impressions": np.where(video, amount, 0),
     }
     for raw, c in grid.channels.items():
         on = channel == raw
@@ -433,7 +434,7 @@ def mmm_panel(
     panel["creatives"] = (
         by_week.groupby(["week_start", "brand"])["creative_id"].nunique().reindex(index, fill_value=0)
     )
-    panel["creatives_unmatched"] = (
+    panel["unmatched_creatives"] = (
         by_week[~matched]
         .groupby(["week_start", "brand"])["creative_id"]
         .nunique()
@@ -442,8 +443,8 @@ def mmm_panel(
     for o in objects:
         panel[f"share_{o}"] = _ratio(panel[f"_with_{o}"], panel["impressions"])
         for w in PANEL_WINDOWS_S:
-            panel[f"share_{o}_in_first_{w}s"] = _ratio(panel[f"_with_{o}_{w}s"], panel["impressions_video"])
-        panel[f"frame_share_{o}"] = _ratio(panel[f"_frames_{o}"], panel["impressions_video"])
+            panel[f"share_{o}_in_first_{w}s"] = _ratio(panel[f"_with_{o}_{w}s"], panel["video_impressions"])
+        panel[f"frame_share_{o}"] = _ratio(panel[f"_frames_{o}"], panel["video_impressions"])
     if not has_spend:
         for name, dt in schema.dtypes.items():
             if name.startswith("spend") and dt == "float64":

@@ -211,20 +211,22 @@ def mmm_panel_schema(
 ) -> TableSchema:
     """The wide panel: one row per week × brand; totals, each channel's media, the split spend, the shares.
 
-    `channels` are safe column-name parts (`channel_column_name`); ValueError when two columns would share a
-    name or a name is not a safe identifier.
+    `channels` are safe column-name parts (`channel_column_name`). Only channel columns start with
+    `impressions_`/`spend_`, so a channel called `video` or `unmatched` cannot clash with a total; ValueError
+    when two columns would still share a name (channel `tv_logo` beside channel `tv` and object `logo`) or a
+    name is not a safe identifier.
     """
     count = _impressions_dtype(impressions_dtype)
     dtypes: dict[str, str] = {
         "week_start": "datetime64[ns]",
         "brand": "string",
         "creatives": "int64",
-        "creatives_unmatched": "int64",
+        "unmatched_creatives": "int64",
         "impressions": count,
         "spend": "float64",
-        "impressions_unmatched": count,
-        "spend_unmatched": "float64",
-        "impressions_video": count,
+        "unmatched_impressions": count,
+        "unmatched_spend": "float64",
+        "video_impressions": count,
     }
     names: list[str] = list(dtypes)
     for c in channels:

@@ -117,7 +117,7 @@ def test_spend_is_split_by_object_and_leaves_unmatched_creatives_out(panel: pd.D
     # TV: v.mp4 (logo and product, 20.50) and late.mp4 (logo, 5.00).
     assert (week1.spend_tv_logo, week1.spend_tv_no_logo) == (25.5, 0.0)
     assert (week1.spend_tv_product, week1.spend_tv_no_product) == (20.5, 5.0)
-    assert week1.spend_unmatched == 2.5
+    assert week1.unmatched_spend == 2.5
 
 
 def test_object_shares_weight_creatives_by_impressions_across_channels(panel: pd.DataFrame) -> None:
@@ -129,7 +129,7 @@ def test_object_shares_weight_creatives_by_impressions_across_channels(panel: pd
 
 def test_timing_shares_are_shares_of_video_impressions(panel: pd.DataFrame) -> None:
     week1 = row(panel, "2024-01-01", "acme")
-    assert week1.impressions_video == 300  # v (200) and late (100)
+    assert week1.video_impressions == 300  # v (200) and late (100)
     assert week1.share_logo_in_first_3s == pytest.approx(200 / 300)
     assert week1.share_logo_in_first_5s == pytest.approx(200 / 300)
     assert week1.share_product_in_first_3s == 0.0
@@ -140,21 +140,21 @@ def test_timing_shares_are_shares_of_video_impressions(panel: pd.DataFrame) -> N
 
 def test_a_video_without_sampled_frames_counts_as_showing_nothing(panel: pd.DataFrame) -> None:
     week3 = row(panel, "2024-01-15", "acme")
-    assert week3.impressions_video == 80
+    assert week3.video_impressions == 80
     assert (week3.frame_share_logo, week3.share_logo_in_first_5s, week3.spend_tv_no_logo) == (0.0, 0.0, 8.0)
 
 
 def test_weeks_without_video_have_zero_timing_shares(panel: pd.DataFrame) -> None:
     globex = row(panel, "2024-01-08", "globex")
-    assert globex.impressions_video == 0
+    assert globex.video_impressions == 0
     assert (globex.share_product_in_first_5s, globex.frame_share_product) == (0.0, 0.0)
 
 
 def test_unmatched_creatives_are_counted_per_week_and_listed(impressions: pd.DataFrame) -> None:
     result = mmm_panel(impressions, features(), OBJECTS)
     week1 = row(result.panel, "2024-01-01", "acme")
-    assert (week1.creatives, week1.creatives_unmatched, week1.impressions_unmatched) == (4, 1, 50)
-    assert result.panel["impressions_unmatched"].sum() == 50
+    assert (week1.creatives, week1.unmatched_creatives, week1.unmatched_impressions) == (4, 1, 50)
+    assert result.panel["unmatched_impressions"].sum() == 50
     assert result.unmatched.to_dict("records") == [
         {
             "brand": "acme",
@@ -198,6 +198,14 @@ def test_channel_names_become_safe_identifiers(tmp_path: Path) -> None:
         "Paid Social": "paid_social",
         "YouTube (pre-roll)": "youtube_pre_roll",
     }
+
+
+def test_channels_named_like_totals_get_their_own_columns(tmp_path: Path) -> None:
+    text = "date,brand,creative_id,impressions,spend,channel\n2024-01-01,acme,vid/v.mp4,5,1,Video\n"
+    text += "2024-01-01,acme,img/a.png,2,3,unmatched\n"
+    week = mmm_panel(load_impressions(write(tmp_path, text)), features(), OBJECTS).panel.iloc[0]
+    assert (week.impressions_video, week.video_impressions, week.spend_video_logo) == (5, 5, 1.0)
+    assert (week.impressions_unmatched, week.unmatched_impressions, week.spend_unmatched) == (2, 0, 3.0)
 
 
 def test_channels_that_differ_only_in_punctuation_are_refused(tmp_path: Path) -> None:

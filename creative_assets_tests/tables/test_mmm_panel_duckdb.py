@@ -30,12 +30,12 @@ def oracle_sql(csv: Path, features: Path, first_day: str) -> str:
     video = "matched AND media_type = 'video'"
     sums = [
         "count(DISTINCT creative_id) AS creatives",
-        "count(DISTINCT creative_id) FILTER (WHERE NOT matched) AS creatives_unmatched",
+        "count(DISTINCT creative_id) FILTER (WHERE NOT matched) AS unmatched_creatives",
         "sum(impressions) AS impressions",
         "sum(spend) AS spend",
-        "sum(impressions) FILTER (WHERE NOT matched) AS impressions_unmatched",
-        "sum(spend) FILTER (WHERE NOT matched) AS spend_unmatched",
-        f"sum(impressions) FILTER (WHERE {video}) AS impressions_video",
+        "sum(impressions) FILTER (WHERE NOT matched) AS unmatched_impressions",
+        "sum(spend) FILTER (WHERE NOT matched) AS unmatched_spend",
+        f"sum(impressions) FILTER (WHERE {video}) AS video_impressions",
     ]
     for raw, c in CHANNEL_COLUMNS.items():
         sums += [
@@ -61,9 +61,9 @@ def oracle_sql(csv: Path, features: Path, first_day: str) -> str:
     for o in OBJECTS:
         shares += [
             f"{_ratio(f'with_{o}', 'impressions')} AS share_{o}",
-            f"{_ratio(f'with_{o}_3s', 'impressions_video')} AS share_{o}_in_first_3s",
-            f"{_ratio(f'with_{o}_5s', 'impressions_video')} AS share_{o}_in_first_5s",
-            f"{_ratio(f'frames_{o}', 'impressions_video')} AS frame_share_{o}",
+            f"{_ratio(f'with_{o}_3s', 'video_impressions')} AS share_{o}_in_first_3s",
+            f"{_ratio(f'with_{o}_5s', 'video_impressions')} AS share_{o}_in_first_5s",
+            f"{_ratio(f'frames_{o}', 'video_impressions')} AS frame_share_{o}",
         ]
     return f"""
 WITH raw AS (
@@ -113,7 +113,7 @@ def test_panel_equals_duckdbs_recomputation(tmp_path: Path, first_day: str) -> N
     oracle = duckdb.sql(oracle_sql(csv, features_folder, first_day)).df()
     oracle = oracle[list(panel.columns)]
 
-    assert (oracle["impressions_unmatched"] > 0).any() and (oracle["impressions"] == 0).any()
+    assert (oracle["unmatched_impressions"] > 0).any() and (oracle["impressions"] == 0).any()
     assert len(panel) == len(oracle) == 3 * oracle["week_start"].nunique()
     pd.testing.assert_frame_equal(
         panel.astype({"brand": object, "week_start": "datetime64[ns]"}),
