@@ -6,7 +6,7 @@ import dagster as dg
 
 INGEST_ASSETS = ["creative_manifest", "video_frames", "labels"]
 TRAIN_ASSETS = ["coco_datasets", "grid_search", "chosen_model", "optimal_thresholds"]
-DETECT_ASSETS = ["detections", "creative_features", "mmm_features"]
+DETECT_ASSETS = ["detections", "creative_features", "mmm_features", "mmm_panel", "mmm_unmatched_creatives"]
 
 # Training and detection ops carry this tag; the executor runs at most one at a time so a step never
 # oversubscribes the CPU cores or the single GPU. Raise the limit on a multi-GPU machine.

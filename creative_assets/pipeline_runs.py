@@ -117,7 +117,7 @@ def print_summary(cfg: Settings, brands: Sequence[str]) -> None:
         print(table.to_string(index=False) if len(table) else "(no models)")
     print("\nParquet tables (Hive-partitioned by brand):")
     for asset in ("creative_manifest", "video_frames", "detections", "creative_features", "mmm_features",
-                  "grid_search", "chosen_model", "optimal_thresholds"):  # fmt: skip
+                  "mmm_panel", "mmm_unmatched_creatives", "grid_search", "chosen_model", "optimal_thresholds"):  # fmt: skip
         folder = root.warehouse(asset)
         if folder.is_dir():
-            print(f"  {asset:<20} {folder}")
+            print(f"  {asset:<24} {folder}")

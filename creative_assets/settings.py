@@ -235,6 +235,7 @@ class Settings(_Strict):
     executor: Literal["local", "ray"] = "local"
     media: MediaSettings = Field(default_factory=MediaSettings)
     removal: RemovalSettings = Field(default_factory=RemovalSettings)
+    week_start: Literal["monday", "sunday"] = Field("monday", description="first day of an MMM panel week")
 
     @field_validator("objects")
     @classmethod

@@ -80,6 +80,16 @@ def test_mmm_panel_is_weekly(root: DataRoot):
     assert len(panel) > 0 and (weeks.dt.day_of_week == 0).all()
 
 
+def test_mmm_panel_stacks_every_brand_on_one_week_grid(root: DataRoot):
+    panel = pd.read_parquet(root.root / "warehouse" / "mmm_panel")
+    weeks = panel.groupby("brand", observed=True)["week_start"].apply(list)
+    assert sorted(weeks.index) == ["acme", "globex"] and weeks["acme"] == weeks["globex"]
+    assert (panel["week_start"].dt.day_of_week == 0).all()
+    # The demo's channels: display, social, video; each channel's impressions add up to the week's.
+    channels = ["impressions_display", "impressions_social", "impressions_video"]
+    assert (panel[channels].sum(axis=1) == panel["impressions"]).all() and panel["impressions"].sum() > 0
+
+
 def test_duckdb_reads_the_hive_partitioned_detections(root: DataRoot):
     pattern = (root.root / "warehouse/detections/*/*.parquet").as_posix()
     brands = duckdb.sql(

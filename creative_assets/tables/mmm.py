@@ -1,19 +1,26 @@
-"""The weekly marketing-mix panel: impressions (and spend) per week, split by which objects the creatives show.
+"""Weekly marketing-mix tables from impressions (and spend) joined to what the creatives show.
 
-Shape: wide, one row per week × brand [× channel] — the layout Robyn, Meridian and PyMC-Marketing take, with
-brand in the role of a geo. Weeks start on Monday (`week_start`). Weeks with no impressions between a group's
-first and last week are rows of zeros, so every series is contiguous. For each object `o`:
-`impressions_o` / `spend_o` are the impressions and spend of creatives with `o_present`, and
-`share_o = impressions_o / impressions` (0 when the week has no impressions).
+Two shapes of one join:
+- `mmm_panel` (wide): one row per (week_start, brand) on a complete week grid, every channel's media and every
+  object's share as its own column — what PyMC-Marketing's `MMM` and Meridian take without reshaping (brand is
+  their geo dimension, `spend_<channel>` the media, `share_<object>` the controls).
+- `weekly_panel` (long, the `mmm_features` table): one row per week × brand [× channel], for analysts who
+  pivot themselves.
 
-Impressions of creatives the features table does not know are kept in the totals, counted again in
-`impressions_unmatched`, and listed in `WeeklyPanel.unmatched` — never dropped silently. Impressions and spend
-are float64 (sources often carry fractional, modelled impressions); spend is NaN throughout when the input has
-no spend column.
+Weeks start on Monday, or on Sunday (`week_start` setting). A week with no impressions is a row of zeros, never
+a missing row: a pivot without `fillna(0)` gives an MMM NaN channel scales. Impressions of creatives the
+features table does not know stay in the totals, are counted per week (`unmatched_impressions`,
+`unmatched_creatives`; `impressions_unmatched` in the long table) and listed (`unmatched`), so an analyst can
+fix the join — they are never dropped.
+
+Types: impressions are int64 when the source gives integers (CSV cells that are whole-number literals, a
+Parquet integer column) and float64 when it carries fractional, modelled impressions; spend is float64 (money
+with cents; Parquet decimals become float64), NaN throughout when the input has no spend column.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,11 +29,22 @@ import numpy as np
 import pandas as pd
 
 from creative_assets.settings import validate_brand
-from creative_assets.tables.schemas import IMPRESSIONS, UNMATCHED, mmm_panel_schema
+from creative_assets.tables.schemas import (
+    PANEL_WINDOWS_S,
+    impressions_schema,
+    mmm_features_schema,
+    mmm_panel_schema,
+    unmatched_schema,
+)
 
 REQUIRED_COLUMNS = ("date", "brand", "creative_id", "impressions")
 OPTIONAL_COLUMNS = ("spend", "channel")
+# pandas day_of_week of each allowed first day of a week.
+WEEK_STARTS = {"monday": 0, "sunday": 6}
+# The one channel of an impressions file without a channel column.
+NO_CHANNEL = "all"
 _SHOW_ROWS = 5
+_INTEGER_TEXT = re.compile(r"^\+?[0-9]+$")
 
 
 class ImpressionsError(ValueError):
@@ -35,7 +53,7 @@ class ImpressionsError(ValueError):
 
 @dataclass
 class WeeklyPanel:
-    """The panel and the creatives whose impressions could not be matched to creative features."""
+    """A weekly table and the creatives whose impressions could not be matched to creative features."""
 
     panel: pd.DataFrame
     unmatched: pd.DataFrame
@@ -71,6 +89,16 @@ def _numbers(raw: pd.Series, column: str, source: str, where: str, line_offset: 
             f"{source}: column {column!r} is negative at {where} {_rows(negative, line_offset)}"
         )
     return values
+
+
+def _is_integer_column(raw: pd.Series) -> bool:
+    """Integers in the source: an integer column, or text cells that are all whole-number literals."""
+    if pd.api.types.is_integer_dtype(raw.dtype):
+        return True
+    if pd.api.types.is_float_dtype(raw.dtype) or pd.api.types.is_bool_dtype(raw.dtype):
+        return False
+    text = raw.astype("string").str.strip()
+    return bool(text.str.fullmatch(_INTEGER_TEXT.pattern).fillna(False).all())
 
 
 def _texts(raw: pd.Series, column: str, source: str, where: str, line_offset: int) -> pd.Series:
@@ -109,12 +137,14 @@ def validate_impressions(raw: pd.DataFrame, source: str = "impressions", csv: bo
             validate_brand(str(brand))
         except ValueError as exc:
             raise ImpressionsError(f"{source}: column 'brand': {exc}") from None
+    impressions = _numbers(raw["impressions"], "impressions", source, where, offset)
+    impressions_dtype = "int64" if _is_integer_column(raw["impressions"]) else "float64"
     out = pd.DataFrame(
         {
             "date": dates.dt.normalize(),
             "brand": brands,
             "creative_id": _texts(raw["creative_id"], "creative_id", source, where, offset),
-            "impressions": _numbers(raw["impressions"], "impressions", source, where, offset),
+            "impressions": impressions,
             "spend": (
                 _numbers(raw["spend"], "spend", source, where, offset)
                 if "spend" in raw.columns
@@ -127,7 +157,7 @@ def validate_impressions(raw: pd.DataFrame, source: str = "impressions", csv: bo
             ),
         }
     )
-    return IMPRESSIONS.conform(out)
+    return impressions_schema(impressions_dtype).conform(out)
 
 
 def load_impressions(path: Path) -> pd.DataFrame:
@@ -143,49 +173,138 @@ def load_impressions(path: Path) -> pd.DataFrame:
     raise ImpressionsError(f"{path.name}: impressions must be a .csv or .parquet file")
 
 
-def _week_start(dates: pd.Series) -> pd.Series:
-    return dates.dt.normalize() - pd.to_timedelta(dates.dt.day_of_week, unit="D")
+def impressions_dtype(impressions: pd.DataFrame) -> str:
+    """`int64` or `float64`: the dtype every impressions column of a table built from `impressions` gets."""
+    return "int64" if pd.api.types.is_integer_dtype(impressions["impressions"].dtype) else "float64"
 
 
-def weekly_panel(
-    impressions: pd.DataFrame, features: pd.DataFrame, objects: Sequence[str], by_channel: bool = False
-) -> WeeklyPanel:
-    """Weekly (Monday) panel per brand [× channel]: totals and, per object, impressions/spend/share."""
-    schema = mmm_panel_schema(objects, by_channel)
-    imp = IMPRESSIONS.conform(impressions)
-    if by_channel and imp["channel"].isna().any():
-        raise ImpressionsError("a panel by channel needs a channel on every impressions row")
-    has_spend = bool(imp["spend"].notna().any())
+def week_start(dates: pd.Series, first_day: str = "monday") -> pd.Series:
+    """The first day (Monday or Sunday, at midnight) of the week each date falls in."""
+    if first_day not in WEEK_STARTS:
+        raise ValueError(f"week_start must be one of {', '.join(WEEK_STARTS)}, not {first_day!r}")
+    back = (dates.dt.day_of_week - WEEK_STARTS[first_day]) % 7
+    return dates.dt.normalize() - pd.to_timedelta(back, unit="D")
 
-    present_cols = [f"{o}_present" for o in objects]
-    missing = [c for c in ["brand", "creative_id", *present_cols] if c not in features.columns]
+
+def channel_column_name(channel: str) -> str:
+    """A channel as a column-name part: lower case, runs of other characters as one `_` (`Paid Social` → `paid_social`)."""
+    name = re.sub(r"[^a-z0-9]+", "_", str(channel).strip().lower()).strip("_")
+    if not name:
+        raise ImpressionsError(f"channel {channel!r} has no letters or digits to name its columns with")
+    if name[0].isdigit():
+        name = f"c{name}"
+    return name
+
+
+@dataclass(frozen=True)
+class PanelGrid:
+    """The weeks and channels every brand's panel has, so brand partitions stack into one balanced table."""
+
+    weeks: pd.DatetimeIndex
+    channels: dict[str, str]  # channel as in the impressions → its column-name part, in column order
+
+
+def panel_grid(impressions: pd.DataFrame, first_day: str = "monday") -> PanelGrid:
+    """Every week from the first to the last week of `impressions`, and its channels (all brands together)."""
+    if impressions.empty:
+        return PanelGrid(pd.DatetimeIndex([], dtype="datetime64[ns]"), {})
+    weeks = week_start(impressions["date"], first_day)
+    grid = pd.date_range(weeks.min(), weeks.max(), freq="7D").astype("datetime64[ns]")
+    raw = impressions["channel"]
+    if raw.isna().all():
+        return PanelGrid(grid, {NO_CHANNEL: NO_CHANNEL})
+    if raw.isna().any():
+        raise ImpressionsError("a channel is needed on every impressions row, or on none")
+    names: dict[str, str] = {}
+    for channel in sorted(raw.astype(str).unique()):
+        names[channel] = channel_column_name(channel)
+    by_name: dict[str, list[str]] = {}
+    for channel, name in names.items():
+        by_name.setdefault(name, []).append(channel)
+    clashes = {name: chans for name, chans in by_name.items() if len(chans) > 1}
+    if clashes:
+        said = "; ".join(f"{' and '.join(map(repr, c))} → {n}" for n, c in sorted(clashes.items()))
+        raise ImpressionsError(f"channels differ only in case or punctuation: {said}")
+    return PanelGrid(grid, dict(sorted(names.items(), key=lambda kv: kv[1])))
+
+
+def _joined(
+    impressions: pd.DataFrame, features: pd.DataFrame, feature_columns: Sequence[str], first_day: str
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """Impressions rows with their week and their creative's features; the mask of rows that matched."""
+    missing = [c for c in ["brand", "creative_id", *feature_columns] if c not in features.columns]
     if missing:
         raise KeyError(f"creative features lack column(s) {', '.join(missing)}")
-    feats = features[["brand", "creative_id", *present_cols]].astype({"brand": object, "creative_id": object})
+    feats = features[["brand", "creative_id", *feature_columns]].astype(
+        {"brand": object, "creative_id": object}
+    )
     duplicated = feats.duplicated(["brand", "creative_id"])
     if duplicated.any():
         first = feats.loc[duplicated, "creative_id"].iloc[0]
         raise ValueError(f"creative features list {int(duplicated.sum())} creative(s) twice, e.g. {first}")
-
-    imp = imp.assign(brand=imp["brand"].astype(object), creative_id=imp["creative_id"].astype(object))
+    imp = impressions.assign(
+        brand=impressions["brand"].astype(object), creative_id=impressions["creative_id"].astype(object)
+    )
     merged = imp.merge(feats, on=["brand", "creative_id"], how="left", indicator=True)
-    matched = (merged["_merge"] == "both").to_numpy()
+    merged["week_start"] = week_start(merged["date"], first_day)
+    return merged, (merged["_merge"] == "both").to_numpy()
+
+
+def _flag(merged: pd.DataFrame, column: str, matched: np.ndarray) -> np.ndarray:
+    return matched & merged[column].fillna(False).to_numpy(dtype=bool)
+
+
+def _unmatched(merged: pd.DataFrame, matched: np.ndarray, has_spend: bool, dtype: str) -> pd.DataFrame:
+    rows = merged.loc[~matched]
+    table = (
+        rows.groupby(["brand", "creative_id"], sort=True)
+        .agg(
+            rows=("impressions", "size"),
+            impressions=("impressions", "sum"),
+            spend=("spend", "sum"),
+            first_date=("date", "min"),
+            last_date=("date", "max"),
+        )
+        .reset_index()
+    )
+    if not has_spend:
+        table["spend"] = np.nan
+    return unmatched_schema(dtype).conform(table)
+
+
+def weekly_panel(
+    impressions: pd.DataFrame,
+    features: pd.DataFrame,
+    objects: Sequence[str],
+    by_channel: bool = False,
+    first_day: str = "monday",
+) -> WeeklyPanel:
+    """The long table (`mmm_features`): per week × brand [× channel] totals and per object impressions/spend/share."""
+    dtype = impressions_dtype(impressions)
+    schema = mmm_features_schema(objects, by_channel, dtype)
+    imp = impressions_schema(dtype).conform(impressions)
+    if by_channel and imp["channel"].isna().any():
+        raise ImpressionsError("a panel by channel needs a channel on every impressions row")
+    has_spend = bool(imp["spend"].notna().any())
+
+    merged, matched = _joined(imp, features, [f"{o}_present" for o in objects], first_day)
+    amount = merged["impressions"].to_numpy()
     spend = merged["spend"].fillna(0.0).to_numpy()
     work = pd.DataFrame(
         {
-            "week_start": _week_start(merged["date"]),
+            "week_start": merged["week_start"],
             "brand": merged["brand"],
             "creative_id": merged["creative_id"],
-            "impressions": merged["impressions"].to_numpy(),
+            "impressions": amount,
             "spend": spend,
-            "impressions_unmatched": np.where(matched, 0.0, merged["impressions"].to_numpy()),
+            "impressions_unmatched": np.where(matched, 0, amount),
         }
     )
     if by_channel:
         work["channel"] = merged["channel"].astype(object)
     for o in objects:
-        flag = matched & merged[f"{o}_present"].fillna(False).to_numpy(dtype=bool)
-        work[f"impressions_{o}"] = np.where(flag, work["impressions"], 0.0)
+        flag = _flag(merged, f"{o}_present", matched)
+        work[f"impressions_{o}"] = np.where(flag, amount, 0)
         work[f"spend_{o}"] = np.where(flag, spend, 0.0)
 
     keys = ["week_start", "brand", "channel"] if by_channel else ["week_start", "brand"]
@@ -196,23 +315,21 @@ def weekly_panel(
     panel = _fill_missing_weeks(panel.reset_index(), keys)
 
     for o in objects:
-        total = panel["impressions"].to_numpy()
-        with np.errstate(divide="ignore", invalid="ignore"):
-            panel[f"share_{o}"] = np.where(total > 0, panel[f"impressions_{o}"] / total, 0.0)
+        panel[f"share_{o}"] = _ratio(panel[f"impressions_{o}"], panel["impressions"])
     if not has_spend:
         panel["spend"] = np.nan
         for o in objects:
             panel[f"spend_{o}"] = np.nan
+    return WeeklyPanel(panel=schema.conform(panel), unmatched=_unmatched(merged, matched, has_spend, dtype))
 
-    unmatched_rows = merged.loc[~matched]
-    unmatched = (
-        unmatched_rows.groupby(["brand", "creative_id"], sort=True)
-        .agg(rows=("impressions", "size"), impressions=("impressions", "sum"), spend=("spend", "sum"))
-        .reset_index()
-    )
-    if not has_spend:
-        unmatched["spend"] = np.nan
-    return WeeklyPanel(panel=schema.conform(panel), unmatched=UNMATCHED.conform(unmatched))
+
+def _ratio(part: pd.Series, whole: pd.Series) -> np.ndarray:
+    """part / whole, 0.0 where whole is 0 (a week without impressions shows nothing)."""
+    p = part.to_numpy(dtype=np.float64)
+    w = whole.to_numpy(dtype=np.float64)
+    out = np.zeros_like(p)
+    np.divide(p, w, out=out, where=w > 0)
+    return out
 
 
 def _fill_missing_weeks(panel: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
@@ -233,3 +350,104 @@ def _fill_missing_weeks(panel: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     value_columns = [c for c in out.columns if c not in keys]
     out[value_columns] = out[value_columns].fillna(0)
     return out.sort_values(keys, kind="mergesort").reset_index(drop=True)
+
+
+def _panel_feature_columns(objects: Sequence[str]) -> list[str]:
+    columns = ["media_type"]
+    for o in objects:
+        columns += [f"{o}_present", *(f"{o}_in_first_{w}s" for w in PANEL_WINDOWS_S), f"{o}_frame_share"]
+    return columns
+
+
+def mmm_panel(
+    impressions: pd.DataFrame,
+    features: pd.DataFrame,
+    objects: Sequence[str],
+    grid: PanelGrid | None = None,
+    first_day: str = "monday",
+) -> WeeklyPanel:
+    """The wide panel: one row per week of `grid` × brand of `impressions`, zeros where nothing ran.
+
+    `grid` (default: from `impressions`) fixes the weeks and channels; give every brand the grid of the whole
+    impressions file so each brand's partition has the same weeks and the same columns.
+    """
+    grid = grid if grid is not None else panel_grid(impressions, first_day)
+    dtype = impressions_dtype(impressions)
+    schema = mmm_panel_schema(objects, list(grid.channels.values()), dtype)
+    imp = impressions_schema(dtype).conform(impressions)
+    if imp.empty:
+        return WeeklyPanel(schema.empty(), unmatched_schema(dtype).empty())
+    has_spend = bool(imp["spend"].notna().any())
+
+    merged, matched = _joined(imp, features, _panel_feature_columns(objects), first_day)
+    outside = ~merged["week_start"].isin(grid.weeks)
+    if outside.any():
+        raise ValueError(
+            f"impressions in week {merged.loc[outside, 'week_start'].min():%Y-%m-%d} lie outside the grid"
+        )
+    channel = merged["channel"].astype(object).fillna(NO_CHANNEL).to_numpy()
+    unknown = sorted(set(channel) - set(grid.channels))
+    if unknown:
+        raise ValueError(f"channel(s) {', '.join(unknown)} are not in the grid")
+    amount = merged["impressions"].to_numpy()
+    spend = merged["spend"].fillna(0.0).to_numpy()
+    video = matched & (merged["media_type"].astype(object) == "video").to_numpy()
+
+    cols: dict[str, np.ndarray] = {
+        "impressions": amount,
+        "spend": spend,
+        "unmatched_impressions": np.where(matched, 0, amount),
+        "unmatched_spend": np.where(matched, 0.0, spend),
+        "video_impressions": np.where(video, amount, 0),
+    }
+    for raw, c in grid.channels.items():
+        on = channel == raw
+        cols[f"impressions_{c}"] = np.where(on, amount, 0)
+        cols[f"spend_{c}"] = np.where(on, spend, 0.0)
+        for o in objects:
+            shows = _flag(merged, f"{o}_present", matched)
+            cols[f"spend_{c}_{o}"] = np.where(on & shows, spend, 0.0)
+            cols[f"spend_{c}_no_{o}"] = np.where(on & matched & ~shows, spend, 0.0)
+    # Numerators of the shares, summed per week and divided once the week's totals are known.
+    for o in objects:
+        cols[f"_with_{o}"] = np.where(_flag(merged, f"{o}_present", matched), amount, 0)
+        for w in PANEL_WINDOWS_S:
+            cols[f"_with_{o}_{w}s"] = np.where(
+                _flag(merged, f"{o}_in_first_{w}s", matched) & video, amount, 0
+            )
+        # A video without sampled frames (<NA> share) counts as showing nothing: the share errs low.
+        frame_share = merged[f"{o}_frame_share"].astype("Float64").fillna(0.0).to_numpy(dtype=np.float64)
+        cols[f"_frames_{o}"] = np.where(video, amount * frame_share, 0.0)
+
+    work = pd.DataFrame(cols)
+    work["week_start"] = merged["week_start"].to_numpy()
+    work["brand"] = merged["brand"].to_numpy()
+    index = pd.MultiIndex.from_product(
+        [grid.weeks, sorted(imp["brand"].astype(str).unique())], names=["week_start", "brand"]
+    )
+    grouped = work.groupby(["week_start", "brand"], sort=True)
+    panel = grouped[list(cols)].sum().reindex(index, fill_value=0)
+    creative = merged["creative_id"].to_numpy()
+    by_week = pd.DataFrame(
+        {"week_start": work["week_start"], "brand": work["brand"], "creative_id": creative}
+    )
+    panel["creatives"] = (
+        by_week.groupby(["week_start", "brand"])["creative_id"].nunique().reindex(index, fill_value=0)
+    )
+    panel["unmatched_creatives"] = (
+        by_week[~matched]
+        .groupby(["week_start", "brand"])["creative_id"]
+        .nunique()
+        .reindex(index, fill_value=0)
+    )
+    for o in objects:
+        panel[f"share_{o}"] = _ratio(panel[f"_with_{o}"], panel["impressions"])
+        for w in PANEL_WINDOWS_S:
+            panel[f"share_{o}_in_first_{w}s"] = _ratio(panel[f"_with_{o}_{w}s"], panel["video_impressions"])
+        panel[f"frame_share_{o}"] = _ratio(panel[f"_frames_{o}"], panel["video_impressions"])
+    if not has_spend:
+        for name, dt in schema.dtypes.items():
+            if name.startswith("spend") and dt == "float64":
+                panel[name] = np.nan
+    panel = panel.reset_index()
+    return WeeklyPanel(panel=schema.conform(panel), unmatched=_unmatched(merged, matched, has_spend, dtype))

@@ -9,6 +9,7 @@ back as one table.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -141,21 +142,54 @@ def FEATURE_COLUMNS(objects: Sequence[str]) -> list[str]:
     return feature_schema(objects).columns
 
 
-def mmm_panel_schema(objects: Sequence[str], by_channel: bool = False) -> TableSchema:
-    """The weekly MMM panel: one row per week × brand [× channel], totals, then each object's block."""
+# Impressions are counts: int64 when the source gives whole numbers as integers, float64 when it carries
+# fractional (modelled) impressions. The dtype follows the source through every impressions column below.
+IMPRESSION_DTYPES = ("int64", "float64")
+
+
+def _impressions_dtype(dtype: str) -> str:
+    if dtype not in IMPRESSION_DTYPES:
+        raise ValueError(f"impressions dtype must be one of {', '.join(IMPRESSION_DTYPES)}, not {dtype!r}")
+    return dtype
+
+
+def impressions_schema(impressions_dtype: str = "int64") -> TableSchema:
+    """The validated impressions table; `impressions` is int64 or float64 as the source gives it."""
+    return TableSchema(
+        "impressions",
+        {
+            "date": "datetime64[ns]",
+            "brand": "string",
+            "creative_id": "string",
+            "impressions": _impressions_dtype(impressions_dtype),
+            "spend": "float64",  # NaN everywhere when the input has no spend column
+            "channel": "string",  # <NA> everywhere when the input has no channel column
+        },
+        keys=("date", "brand", "creative_id"),
+    )
+
+
+IMPRESSION_COLUMNS = impressions_schema().columns
+
+
+def mmm_features_schema(
+    objects: Sequence[str], by_channel: bool = False, impressions_dtype: str = "int64"
+) -> TableSchema:
+    """The long weekly table: one row per week × brand [× channel], totals, then each object's block."""
+    count = _impressions_dtype(impressions_dtype)
     dtypes = {"week_start": "datetime64[ns]", "brand": "string"}
     if by_channel:
         dtypes["channel"] = "string"
     dtypes.update(
         {
             "creatives": "int64",
-            "impressions": "float64",
+            "impressions": count,
             "spend": "float64",
-            "impressions_unmatched": "float64",
+            "impressions_unmatched": count,
         }
     )
     for o in objects:
-        dtypes[f"impressions_{o}"] = "float64"
+        dtypes[f"impressions_{o}"] = count
         dtypes[f"spend_{o}"] = "float64"
         dtypes[f"share_{o}"] = "float64"
     keys = ("week_start", "brand", "channel") if by_channel else ("week_start", "brand")
@@ -163,33 +197,81 @@ def mmm_panel_schema(objects: Sequence[str], by_channel: bool = False) -> TableS
 
 
 def MMM_COLUMNS(objects: Sequence[str], by_channel: bool = False) -> list[str]:
-    """Column names of the weekly MMM panel, in table order."""
-    return mmm_panel_schema(objects, by_channel).columns
+    """Column names of the long weekly table (`mmm_features`), in table order."""
+    return mmm_features_schema(objects, by_channel).columns
 
 
-IMPRESSIONS = TableSchema(
-    "impressions",
-    {
-        "date": "datetime64[ns]",
+# Early-branding windows of the panel's timing shares; the same windows as creative_features' in_first_<n>s.
+PANEL_WINDOWS_S = (3, 5)
+SAFE_IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+def mmm_panel_schema(
+    objects: Sequence[str], channels: Sequence[str], impressions_dtype: str = "int64"
+) -> TableSchema:
+    """The wide panel: one row per week × brand; totals, each channel's media, the split spend, the shares.
+
+    `channels` are safe column-name parts (`channel_column_name`). Only channel columns start with
+    `impressions_`/`spend_`, so a channel called `video` or `unmatched` cannot clash with a total; ValueError
+    when two columns would still share a name (channel `tv_logo` beside channel `tv` and object `logo`) or a
+    name is not a safe identifier.
+    """
+    count = _impressions_dtype(impressions_dtype)
+    dtypes: dict[str, str] = {
+        "week_start": "datetime64[ns]",
         "brand": "string",
-        "creative_id": "string",
-        "impressions": "float64",
-        "spend": "float64",  # NaN everywhere when the input has no spend column
-        "channel": "string",  # <NA> everywhere when the input has no channel column
-    },
-    keys=("date", "brand", "creative_id"),
-)
-IMPRESSION_COLUMNS = IMPRESSIONS.columns
-
-UNMATCHED = TableSchema(
-    "unmatched_creatives",
-    {
-        "brand": "string",
-        "creative_id": "string",
-        "rows": "int64",
-        "impressions": "float64",
+        "creatives": "int64",
+        "unmatched_creatives": "int64",
+        "impressions": count,
         "spend": "float64",
-    },
-    keys=("brand", "creative_id"),
-)
-UNMATCHED_COLUMNS = UNMATCHED.columns
+        "unmatched_impressions": count,
+        "unmatched_spend": "float64",
+        "video_impressions": count,
+    }
+    names: list[str] = list(dtypes)
+    for c in channels:
+        names += [f"impressions_{c}", f"spend_{c}"]
+        dtypes[f"impressions_{c}"] = count
+        dtypes[f"spend_{c}"] = "float64"
+    for c in channels:
+        for o in objects:
+            for name in (f"spend_{c}_{o}", f"spend_{c}_no_{o}"):
+                names.append(name)
+                dtypes[name] = "float64"
+    for o in objects:
+        for name in (
+            f"share_{o}",
+            *(f"share_{o}_in_first_{w}s" for w in PANEL_WINDOWS_S),
+            f"frame_share_{o}",
+        ):
+            names.append(name)
+            dtypes[name] = "float64"
+    clashes = sorted({n for n in names if names.count(n) > 1})
+    if clashes:
+        raise ValueError(
+            f"mmm_panel: channel and object names give the same column twice: {', '.join(clashes)}"
+        )
+    unsafe = [n for n in names if not SAFE_IDENTIFIER.fullmatch(n)]
+    if unsafe:
+        raise ValueError(f"mmm_panel: column name(s) {', '.join(unsafe)} are not safe identifiers")
+    return TableSchema("mmm_panel", dtypes, keys=("week_start", "brand"))
+
+
+def unmatched_schema(impressions_dtype: str = "int64") -> TableSchema:
+    """Creatives with impressions but no row in creative_features: what to fix so the join is complete."""
+    return TableSchema(
+        "mmm_unmatched_creatives",
+        {
+            "brand": "string",
+            "creative_id": "string",
+            "rows": "int64",
+            "impressions": _impressions_dtype(impressions_dtype),
+            "spend": "float64",
+            "first_date": "datetime64[ns]",
+            "last_date": "datetime64[ns]",
+        },
+        keys=("brand", "creative_id"),
+    )
+
+
+UNMATCHED_COLUMNS = unmatched_schema().columns

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from creative_assets.tables.mmm import ImpressionsError, load_impressions, weekly_panel
-from creative_assets.tables.schemas import IMPRESSIONS, check_schema, mmm_panel_schema
+from creative_assets.tables.schemas import check_schema, impressions_schema, mmm_features_schema
 
 OBJECTS = ["logo", "product"]
 
@@ -48,7 +48,7 @@ def impressions(tmp_path: Path) -> pd.DataFrame:
 
 
 def test_load_impressions_types_the_csv(impressions: pd.DataFrame) -> None:
-    assert check_schema(impressions, IMPRESSIONS) == []
+    assert check_schema(impressions, impressions_schema("int64")) == []
     assert impressions["impressions"].sum() == 840 and impressions["spend"].sum() == 84
     assert impressions["date"].iloc[0] == pd.Timestamp("2024-01-07")
 
@@ -64,7 +64,7 @@ def test_load_impressions_reads_parquet_without_optional_columns(tmp_path: Path)
         }
     ).to_parquet(path)
     loaded = load_impressions(path)
-    assert loaded["impressions"].tolist() == [5.0]
+    assert loaded["impressions"].tolist() == [5] and loaded["impressions"].dtype == "int64"
     assert loaded["spend"].isna().all() and loaded["channel"].isna().all()
 
 
@@ -128,7 +128,7 @@ def test_unknown_creatives_count_in_totals_and_are_listed(impressions: pd.DataFr
 
 def test_channel_split_gives_a_row_per_week_and_channel(impressions: pd.DataFrame) -> None:
     panel = weekly_panel(impressions, features(), OBJECTS, by_channel=True).panel
-    assert check_schema(panel, mmm_panel_schema(OBJECTS, by_channel=True)) == []
+    assert check_schema(panel, mmm_features_schema(OBJECTS, by_channel=True)) == []
     week1 = panel[panel["week_start"] == pd.Timestamp("2024-01-08")].set_index("channel")
     assert week1.loc["social", "impressions"] == 250.0 and week1.loc["social", "impressions_logo"] == 50.0
     assert week1.loc["tv", "impressions"] == 150.0 and week1.loc["tv", "share_product"] == 1.0
@@ -148,6 +148,41 @@ def test_panel_without_spend_has_no_spend_values(tmp_path: Path) -> None:
         write(tmp_path, "date,brand,creative_id,impressions\n2024-01-01,acme,img/a.png,7\n")
     )
     panel = weekly_panel(loaded, features(), OBJECTS).panel
-    assert check_schema(panel, mmm_panel_schema(OBJECTS)) == []
-    assert panel["impressions_logo"].tolist() == [7.0]
+    assert check_schema(panel, mmm_features_schema(OBJECTS)) == []
+    assert panel["impressions_logo"].tolist() == [7]
     assert np.isnan(panel["spend"]).all() and np.isnan(panel["spend_logo"]).all()
+
+
+def test_whole_number_cells_keep_impressions_integer(impressions: pd.DataFrame) -> None:
+    panel = weekly_panel(impressions, features(), OBJECTS).panel
+    assert impressions["impressions"].dtype == "int64" and panel["impressions"].dtype == "int64"
+    assert panel["impressions_logo"].dtype == "int64" and panel["spend"].dtype == "float64"
+
+
+def test_fractional_impressions_make_the_column_decimal(tmp_path: Path) -> None:
+    loaded = load_impressions(
+        write(
+            tmp_path,
+            "date,brand,creative_id,impressions\n2024-01-01,acme,img/a.png,7\n2024-01-02,acme,img/a.png,0.5\n",
+        )
+    )
+    assert loaded["impressions"].dtype == "float64" and loaded["impressions"].tolist() == [7.0, 0.5]
+    panel = weekly_panel(loaded, features(), OBJECTS).panel
+    assert check_schema(panel, mmm_features_schema(OBJECTS, impressions_dtype="float64")) == []
+    assert panel["impressions_logo"].tolist() == [7.5]
+
+
+def test_a_parquet_float_column_stays_decimal_even_when_whole(tmp_path: Path) -> None:
+    path = tmp_path / "impressions.parquet"
+    pd.DataFrame(
+        {"date": ["2024-01-02"], "brand": ["acme"], "creative_id": ["img/a.png"], "impressions": [5.0]}
+    ).to_parquet(path)
+    assert load_impressions(path)["impressions"].dtype == "float64"
+
+
+def test_sunday_weeks_for_the_long_table(impressions: pd.DataFrame) -> None:
+    panel = weekly_panel(impressions, features(), OBJECTS, first_day="sunday").panel
+    # Sun 2024-01-07 … Sat 01-13 holds every row but the one on Wed 01-24 (week of Sun 01-21).
+    assert list(panel["week_start"].dt.strftime("%Y-%m-%d")) == ["2024-01-07", "2024-01-14", "2024-01-21"]
+    assert panel["impressions"].tolist() == [800, 0, 40]
+    assert (panel["week_start"].dt.day_of_week == 6).all()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from creative_assets.atomic import atomic_write_parquet
 from creative_assets.tables.schemas import (
@@ -12,6 +13,7 @@ from creative_assets.tables.schemas import (
     DETECTIONS,
     FEATURE_COLUMNS,
     check_schema,
+    mmm_features_schema,
     mmm_panel_schema,
 )
 from creative_assets.tables.warehouse import part_path, read_detections, read_table
@@ -82,9 +84,47 @@ def test_feature_columns_keep_the_object_order() -> None:
     ]
 
 
-def test_mmm_panel_has_a_channel_key_only_when_split_by_channel() -> None:
-    assert "channel" not in mmm_panel_schema(["logo"]).columns
-    assert mmm_panel_schema(["logo"], by_channel=True).keys == ("week_start", "brand", "channel")
+def test_mmm_features_has_a_channel_key_only_when_split_by_channel() -> None:
+    assert "channel" not in mmm_features_schema(["logo"]).columns
+    assert mmm_features_schema(["logo"], by_channel=True).keys == ("week_start", "brand", "channel")
+
+
+def test_mmm_panel_columns_in_order() -> None:
+    assert mmm_panel_schema(["logo"], ["social", "tv"]).columns == [
+        "week_start",
+        "brand",
+        "creatives",
+        "unmatched_creatives",
+        "impressions",
+        "spend",
+        "unmatched_impressions",
+        "unmatched_spend",
+        "video_impressions",
+        "impressions_social",
+        "spend_social",
+        "impressions_tv",
+        "spend_tv",
+        "spend_social_logo",
+        "spend_social_no_logo",
+        "spend_tv_logo",
+        "spend_tv_no_logo",
+        "share_logo",
+        "share_logo_in_first_3s",
+        "share_logo_in_first_5s",
+        "frame_share_logo",
+    ]
+
+
+def test_mmm_panel_refuses_two_columns_with_one_name() -> None:
+    # channel "tv_logo" would give spend_tv_logo, as does channel "tv" with object "logo"
+    with pytest.raises(ValueError, match="spend_tv_logo"):
+        mmm_panel_schema(["logo"], ["tv", "tv_logo"])
+
+
+def test_mmm_panel_impressions_follow_the_source_dtype() -> None:
+    dtypes = mmm_panel_schema(["logo"], ["tv"], impressions_dtype="float64").dtypes
+    assert dtypes["impressions_tv"] == "float64" and dtypes["creatives"] == "int64"
+    assert mmm_panel_schema(["logo"], ["tv"]).dtypes["impressions_tv"] == "int64"
 
 
 def test_reading_a_folder_without_parts_gives_the_typed_empty_table(tmp_path: Path) -> None:
