@@ -13,7 +13,7 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev,ray]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,ray,mmm]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -22,7 +22,7 @@ install: $(STAMP)
 # extra), then the extra; --no-build-isolation builds from source against the venv's torch.
 detectron2: $(STAMP)
 	@test -n "$(DETECTRON2)" || { echo "usage: make detectron2 DETECTRON2=<wheel, source folder or git+https URL>"; exit 2; }
-	$(BIN)/python -m pip install --quiet -e ".[dev,ray,detectron2]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,ray,mmm,detectron2]"
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation "$(DETECTRON2)"
 	$(BIN)/python -c "import detectron2, omegaconf, antlr4; from creative_assets.selection_parser import installed_runtime_version as v; print('detectron2', detectron2.__version__, '· omegaconf', omegaconf.__version__, '· ANTLR runtime', v())"
 
