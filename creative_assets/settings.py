@@ -193,6 +193,26 @@ class DetectionSettings(_Strict):
     loader_workers: int = Field(2, ge=0, description="DataLoader workers decoding ahead")
 
 
+class LabellingSettings(_Strict):
+    """The active-learning labelling queue and the task it exports for the labelling tools."""
+
+    queue_size: int = Field(50, gt=0, description="images and frames queued per labelling round")
+    max_frames_per_video: int = Field(3, gt=0, description="the most frames one video may put in a round")
+    datastore_root: str = Field(
+        "azureml://datastores/workspaceblobstore/paths/creative_assets/exports",
+        description="the datastore folder the data root's exports/ is uploaded to; the Azure ML JSONL "
+        "image URLs are <datastore_root>/<brand>/<object>/<date>/<image path>",
+    )
+
+    @field_validator("datastore_root")
+    @classmethod
+    def _root_ok(cls, v: str) -> str:
+        v = v.strip().rstrip("/")
+        if not v:
+            raise ValueError("datastore_root must not be empty")
+        return v
+
+
 class Settings(_Strict):
     """Everything the pipeline needs, validated once."""
 
@@ -208,6 +228,7 @@ class Settings(_Strict):
     train: TrainSettings = Field(default_factory=TrainSettings)
     detection: DetectionSettings = Field(default_factory=DetectionSettings)
     executor: Literal["local", "ray"] = "local"
+    labelling: LabellingSettings = Field(default_factory=LabellingSettings)
 
     @field_validator("objects")
     @classmethod
