@@ -101,8 +101,9 @@ def labelling_queue(
         table = load_impressions(path)
         impressions = table[table["brand"] == brand]
     weights, weighting = impression_weights(impressions, images["creative_id"].astype(str).unique())
+    labelled = set(labels["image_path"].astype(str))
     queue = build_queue(
-        brand, object_name, images, ours, thresholds, set(labels["image_path"].astype(str)), weights,
+        brand, object_name, images, ours, thresholds, labelled, weights,
         size=cfg.labelling.queue_size, max_frames_per_video=cfg.labelling.max_frames_per_video,
         stride=cfg.frame_stride, model_id=model_id,
     )  # fmt: skip
@@ -123,9 +124,7 @@ def labelling_queue(
         "queued": len(queue),
         "queued_frames": int(queue["frame_index"].notna().sum()),
         "queued_creatives": int(queue["creative_id"].nunique()),
-        "unlabelled_images": int(
-            (~images["image_path"].astype(str).isin(set(labels["image_path"].astype(str)))).sum()
-        ),
+        "unlabelled_images": int((~images["image_path"].astype(str).isin(labelled)).sum()),
         "weighting": weighting,
         "queued_impression_share": float(queue.drop_duplicates("creative_id")["impression_weight"].sum()),
         "mean_uncertainty": float(queue["uncertainty"].mean()) if len(queue) else 0.0,
