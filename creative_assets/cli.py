@@ -206,7 +206,34 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--objects", help="comma-separated objects (default: all)")
     b.add_argument("--workspace", default="workspace.yaml", help="the workspace file dagster dev runs")
     b.set_defaults(func=cmd_backfill)
+
+    r = sub.add_parser("retrain", help="re-read a brand's labels and retrain one brand × object")
+    common(r)
+    r.add_argument("--brand", required=True)
+    r.add_argument("--object", required=True, dest="object_name", help="the object to retrain, e.g. logo")
+    r.set_defaults(func=cmd_retrain)
     return p
+
+
+def cmd_retrain(args: argparse.Namespace) -> int:
+    """Labels, then datasets, grid, chosen model and thresholds of one pair, in this process (no daemon)."""
+    data = _data_root(args.data)
+    brand = _known_brands(data, args.brand)[0]
+    os.environ[DATA_ENV] = str(data)  # object partitions are read from this root's settings
+    if args.profile:
+        os.environ[PROFILE_ENV] = args.profile
+    cfg = _settings(data, args.profile)
+    if args.object_name not in cfg.object_names:
+        raise CliError(f"unknown object {args.object_name!r}", f"objects: {', '.join(cfg.object_names)}")
+    from creative_assets.pipeline_runs import print_summary, run_retrain
+
+    add_brand(brand, data, create_folder=False)
+    print(f"retraining {brand}|{args.object_name} · profile {cfg.profile} · data root {data}")
+    start = time.monotonic()
+    run_retrain(_instance(), cfg, brand, args.object_name)
+    print_summary(cfg, [brand])
+    print(f"done in {time.monotonic() - start:.0f} s; detections of {brand} are now stale (detect_job)")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

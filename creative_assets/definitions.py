@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from creative_assets.assets import datasets, detection, ingest, tables, training
+from creative_assets.assets import datasets, detection, ingest, labelling, tables, training
 from creative_assets.jobs import detect_job, executor, ingest_job, train_job
 from creative_assets.resources.model_store import LocalModelStore
 from creative_assets.resources.settings_resource import SettingsResource
@@ -28,7 +28,7 @@ def local_resources(data_root: str | None = None, profile: str | None = None) ->
 # One entry per environment; a production entry would swap the model store for an object store.
 RESOURCES = {"local": local_resources()}
 
-all_assets = dg.load_assets_from_modules([ingest, datasets, training, detection, tables])
+all_assets = dg.load_assets_from_modules([ingest, datasets, training, detection, tables, labelling])
 
 defs = dg.Definitions(
     assets=all_assets,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from creative_assets.settings import validate_brand
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp"})
 VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".avi", ".mkv", ".webm"})
 LABEL_EXTENSIONS = frozenset({".json", ".jsonl"})
+_DAY_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 class PathEscapeError(ValueError):
@@ -81,6 +83,12 @@ class DataRoot:
         if object_name is not None:
             p = p / f"object={object_name}"
         return p
+
+    def exports(self, brand: str, object_name: str, day: str) -> Path:
+        """`exports/<brand>/<object>/<date>/`: one labelling task (images, COCO, Azure ML JSONL)."""
+        if not _DAY_RE.fullmatch(day):
+            raise ValueError(f"an export folder is named by an ISO date (YYYY-MM-DD), not {day!r}")
+        return self.root / "exports" / validate_brand(brand) / object_name / day
 
     def work(self, *parts: str) -> Path:
         """`work/…`: resumable intermediate state (batch manifests, staging)."""

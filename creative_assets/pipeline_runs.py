@@ -60,6 +60,14 @@ def run_detection_stage(instance: dg.DagsterInstance, cfg: Settings, brands: Seq
         _materialize(instance, DETECT_ASSETS, brand, cfg)
 
 
+def run_retrain(instance: dg.DagsterInstance, cfg: Settings, brand: str, object_name: str) -> None:
+    """Re-read the brand's labels (new files in raw/<brand>/labels/), then rebuild the pair's dataset, grid,
+    chosen model and thresholds."""
+    ensure_brands(instance, [brand])
+    _materialize(instance, ["labels"], brand, cfg)
+    _materialize(instance, TRAIN_ASSETS, brand_object_key(brand, object_name), cfg)
+
+
 def run_everything(instance: dg.DagsterInstance, cfg: Settings, brands: Sequence[str]) -> None:
     """The whole graph for `brands`, in dependency order."""
     run_ingest(instance, cfg, brands)

@@ -218,6 +218,26 @@ class RemovalSettings(_Strict):
     )
 
 
+class LabellingSettings(_Strict):
+    """The active-learning labelling queue and the task it exports for the labelling tools."""
+
+    queue_size: int = Field(50, gt=0, description="images and frames queued per labelling round")
+    max_frames_per_video: int = Field(3, gt=0, description="the most frames one video may put in a round")
+    datastore_root: str = Field(
+        "azureml://datastores/workspaceblobstore/paths/creative_assets/exports",
+        description="the datastore folder the data root's exports/ is uploaded to; the Azure ML JSONL "
+        "image URLs are <datastore_root>/<brand>/<object>/<date>/<image path>",
+    )
+
+    @field_validator("datastore_root")
+    @classmethod
+    def _root_ok(cls, v: str) -> str:
+        v = v.strip().rstrip("/")
+        if not v:
+            raise ValueError("datastore_root must not be empty")
+        return v
+
+
 class Settings(_Strict):
     """Everything the pipeline needs, validated once."""
 
@@ -236,6 +256,8 @@ class Settings(_Strict):
     media: MediaSettings = Field(default_factory=MediaSettings)
     removal: RemovalSettings = Field(default_factory=RemovalSettings)
     week_start: Literal["monday", "sunday"] = Field("monday", description="first day of an MMM panel week")
+
+    labelling: LabellingSettings = Field(default_factory=LabellingSettings)
 
     @field_validator("objects")
     @classmethod
