@@ -256,7 +256,6 @@ class Settings(_Strict):
     media: MediaSettings = Field(default_factory=MediaSettings)
     removal: RemovalSettings = Field(default_factory=RemovalSettings)
     week_start: Literal["monday", "sunday"] = Field("monday", description="first day of an MMM panel week")
-
     labelling: LabellingSettings = Field(default_factory=LabellingSettings)
 
     @field_validator("objects")
