@@ -250,7 +250,9 @@ def test_a_run_that_keeps_failing_is_an_error_row_per_trial_and_the_other_runs_f
     assert result.trials["trial"].tolist() == ["it2_roi16", "it4_roi16"]
     assert result.errors["trial"].tolist() == ["it2_roi32", "it4_roi32"]
     assert set(result.errors["run"]) == {"roi32_it4"}
-    assert set(result.errors["error"]) == {"MemoryError: simulated out of memory in the run of ROI batch 32 (attempt 3)"}
+    assert set(result.errors["error"]) == {
+        "MemoryError: simulated out of memory in the run of ROI batch 32 (attempt 3)"
+    }
     assert backend.attempts(32) == 3 and backend.attempts(16) == 1  # the first try and two retries
     assert any("roi32_it4: failed after 3 attempts" in line for line in lines)
 
