@@ -25,7 +25,7 @@ from creative_assets.detection.batch_detect import run_detection
 from creative_assets.detection.torchvision_backend import CHECKPOINT_FORMAT, TorchvisionDetector
 from creative_assets.execution.ray_detect import ModelSpec, load_model, run_detection_ray
 from creative_assets.layout import DataRoot
-from creative_assets.settings import build_settings
+from creative_assets.settings import TrainSettings, build_settings
 
 BRAND = "bench"
 
@@ -102,7 +102,7 @@ def main() -> None:
         )
 
         torch.set_num_threads(1)
-        models = [load_model(root, s, device="cpu") for s in specs]
+        models = [load_model(root, s, TrainSettings(device="cpu")) for s in specs]
         local_out = root.warehouse("local", BRAND)
         local = run_detection(root, BRAND, items, models, local_out, loader_workers=0, **options)
         print(f"run_detection, 1 thread: {local.images_per_s:6.2f} images/s ({local.seconds:.1f} s)")

@@ -258,7 +258,7 @@ def detections(
             context.log.info(
                 f"{brand}: {len(models)} models on Ray: {', '.join(m.object_name for m in models)}"
             )
-            run = run_detection_ray(root, brand, items, models, out_dir, **common)
+            run = run_detection_ray(root, brand, items, models, out_dir, train_settings=cfg.train, **common)
         else:
             models = loaded_models(cfg, root, chosen, thresholds)
             context.log.info(

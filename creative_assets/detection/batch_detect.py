@@ -41,7 +41,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,6 +94,28 @@ class LoadedModel:
     model_id: str
     detector: Detector
     thresholds: dict[str, float]
+
+    def describe(self) -> ModelDescriptor:
+        """This model as plain data."""
+        return ModelDescriptor(
+            self.object_name,
+            self.model_id,
+            self.detector.backend,
+            tuple(self.detector.classes),
+            self.thresholds,
+        )
+
+
+@dataclass(frozen=True)
+class ModelDescriptor:
+    """What the detections table depends on of a model, as plain data (no weights): what plans, fingerprints
+    and checks read, and what an executor ships to its workers in place of a live detector."""
+
+    object_name: str
+    model_id: str
+    backend: str
+    classes: tuple[str, ...]
+    thresholds: Mapping[str, float]
 
 
 @dataclass(frozen=True)
@@ -179,7 +201,7 @@ def ends_batch(creative_id: str, batch_size: int) -> bool:
     return int.from_bytes(digest[:8], "big") % batch_size == 0
 
 
-def model_fingerprint(models: Sequence[LoadedModel], score_floor: float) -> str:
+def model_fingerprint(models: Sequence[ModelDescriptor], score_floor: float) -> str:
     """Everything about the models that changes the detections table, as one stable string."""
     lines = [f"format={DETECTION_FORMAT_VERSION}", f"score_floor={float(score_floor)!r}"]
     for m in sorted(models, key=lambda m: (m.object_name, m.model_id)):
@@ -188,8 +210,8 @@ def model_fingerprint(models: Sequence[LoadedModel], score_floor: float) -> str:
                 {
                     "object": m.object_name,
                     "model_id": m.model_id,
-                    "backend": m.detector.backend,
-                    "classes": list(m.detector.classes),
+                    "backend": m.backend,
+                    "classes": list(m.classes),
                     "thresholds": {k: float(v) for k, v in m.thresholds.items()},
                 },
                 sort_keys=True,
@@ -323,14 +345,14 @@ class BatchRows:
         return DETECTIONS.conform(df)
 
 
-def check_models(models: Sequence[LoadedModel]) -> None:
+def check_models(models: Sequence[ModelDescriptor]) -> None:
     """Refuse models that would give ambiguous rows: a missing class threshold or one object twice."""
     names = [m.object_name for m in models]
     duplicated = sorted({n for n in names if names.count(n) > 1})
     if duplicated:
         raise ValueError(f"one model per object, but several for {', '.join(duplicated)}")
     for m in models:
-        missing = [c for c in m.detector.classes if c not in m.thresholds]
+        missing = [c for c in m.classes if c not in m.thresholds]
         if missing:
             raise ValueError(
                 f"model {m.object_name}/{m.model_id} has no threshold for class(es) {', '.join(missing)}"
@@ -574,10 +596,11 @@ def run_detection(
     if images_per_forward <= 0:
         raise ValueError(f"images_per_forward must be positive, got {images_per_forward}")
     check_retries(max_retries)
-    check_models(models)
+    described = [m.describe() for m in models]
+    check_models(described)
     say = log or (lambda _message: None)
     plan = plan_run(
-        brand, items, out_dir, errors_dir, batch_size, model_fingerprint(models, score_floor), removed
+        brand, items, out_dir, errors_dir, batch_size, model_fingerprint(described, score_floor), removed
     )
     out_dir, errors_dir, items, pending = plan.out_dir, plan.errors_dir, plan.items, plan.pending
     total, done = plan.total, plan.done

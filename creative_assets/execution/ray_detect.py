@@ -37,8 +37,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from creative_assets.detection.backend import Predictions
-
 # batch_detect keeps these helpers private; they are imported, not copied, so both executors build the
 # same rows and commit the same parts.
 from creative_assets.detection.batch_detect import (
@@ -46,6 +44,7 @@ from creative_assets.detection.batch_detect import (
     BatchRows,
     DetectionRun,
     LoadedModel,
+    ModelDescriptor,
     check_models,
     commit_batch,
     commit_failed_batch,
@@ -106,10 +105,11 @@ def checkpoint_path(root: DataRoot, checkpoint: str | Path) -> Path:
     return root.resolve_inside(root.relative(path) if path.is_absolute() else path.as_posix())
 
 
-def load_model(root: DataRoot, spec: ModelSpec, device: str | None = None) -> LoadedModel:
-    """Load one spec's detector with its backend (`device` None: CUDA when this process sees a GPU)."""
-    backend = backend_by_name(spec.backend, TrainSettings())
-    detector = backend.load(checkpoint_path(root, spec.checkpoint), device=device)
+def load_model(root: DataRoot, spec: ModelSpec, train: TrainSettings | None = None) -> LoadedModel:
+    """Load one spec's detector with its backend on `train.device` with `train.cpu_threads` (default: CUDA
+    when this process sees a GPU, torch's threads)."""
+    backend = backend_by_name(spec.backend, train or TrainSettings())
+    detector = backend.load(checkpoint_path(root, spec.checkpoint))
     if detector.backend != spec.backend:
         raise ValueError(
             f"model {spec.object_name}/{spec.model_id}: the checkpoint is a {detector.backend} model, "
@@ -123,25 +123,13 @@ def load_model(root: DataRoot, spec: ModelSpec, device: str | None = None) -> Lo
     return LoadedModel(spec.object_name, spec.model_id, detector, dict(spec.thresholds))
 
 
-@dataclass(frozen=True)
-class _Described:
-    """What `model_fingerprint` reads of a detector, known without the weights; it cannot predict."""
-
-    classes: list[str]
-    backend: str
-    device: str = "none"
-
-    def predict(self, images: Sequence[np.ndarray], score_floor: float = 0.0) -> list[Predictions]:
-        raise RuntimeError("a model description cannot predict; the Ray actors load the model")
-
-
-def _describe(root: DataRoot, spec: ModelSpec) -> LoadedModel:
+def describe(root: DataRoot, spec: ModelSpec, train: TrainSettings) -> ModelDescriptor:
+    """A spec as plain data; its classes come from the checkpoint (loaded on the CPU) when the spec has none."""
     if spec.classes is not None:
-        detector: Any = _Described(list(spec.classes), spec.backend)
-    else:
-        loaded = load_model(root, spec, device="cpu")
-        detector = _Described(list(loaded.detector.classes), loaded.detector.backend)
-    return LoadedModel(spec.object_name, spec.model_id, detector, dict(spec.thresholds))
+        return ModelDescriptor(
+            spec.object_name, spec.model_id, spec.backend, spec.classes, dict(spec.thresholds)
+        )
+    return load_model(root, spec, train.model_copy(update={"device": "cpu"})).describe()
 
 
 @dataclass(frozen=True)
@@ -158,6 +146,7 @@ class DetectionJob:
     images_per_forward: int
     attempts: int
     max_megapixels: float = DEFAULT_MAX_MEGAPIXELS
+    train: TrainSettings | None = None  # the device and CPU threads the actors load their models with
 
 
 def _stats(key: str, images: int, detections: int, errors: int, reason: str, attempts: int) -> dict[str, Any]:
@@ -183,7 +172,7 @@ class DetectionWorker:
             torch.set_num_threads(max(1, int(cpus)))
         self.job = job
         self.items: pd.DataFrame = import_ray().get(job.items)
-        self.models = [load_model(job.root, spec) for spec in job.specs]
+        self.models = [load_model(job.root, spec, job.train) for spec in job.specs]
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Detect and commit each batch descriptor of `batch`; one statistics row per descriptor."""
@@ -297,6 +286,7 @@ def run_detection_ray(
     max_retries: int = DEFAULT_MAX_RETRIES,
     max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
     removed: Collection[str] | None = None,
+    train_settings: TrainSettings | None = None,
 ) -> DetectionRun:
     """Run every model on every work item of `brand` on Ray, one committed part per batch (resumable).
 
@@ -313,7 +303,8 @@ def run_detection_ray(
     for spec in specs:
         # a checkpoint outside the data root fails here, before any actor starts
         checkpoint_path(root, spec.checkpoint)
-    described = [_describe(root, s) for s in specs]
+    train = train_settings or TrainSettings()
+    described = [describe(root, s, train) for s in specs]
     check_models(described)
     plan = plan_run(
         brand, items, out_dir, errors_dir, batch_size, model_fingerprint(described, score_floor), removed
@@ -338,6 +329,7 @@ def run_detection_ray(
             images_per_forward=images_per_forward,
             attempts=1 + max_retries,
             max_megapixels=max_megapixels,
+            train=train,
         )
         by_key = {b.key: b for b in pending}
         outcome: dict[str, dict[str, Any]] = {}

@@ -271,7 +271,7 @@ def test_killed_run_resumes_without_loss_or_duplicates(root: DataRoot, brand_ite
     finally:
         proc.wait()
     committed = part_stats(out)
-    total = len(plan_batches(brand_items, 3, model_fingerprint(colour_models(), 0.2)))
+    total = len(plan_batches(brand_items, 3, model_fingerprint([m.describe() for m in colour_models()], 0.2)))
     assert 1 <= len(committed) < total
 
     resumed = detect(root, brand_items)
