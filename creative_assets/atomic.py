@@ -1,13 +1,15 @@
 """Atomic file writes: write to a temporary file in the same folder, fsync, then rename.
 
-A killed process leaves either the old file or the new one, never half of one.
+A killed process leaves either the old file or the new one, never half of one. The file ends with the mode a
+plain `open(target, "w")` would give it (0o666 minus the process umask), not `mkstemp`'s 0o600: the temporary
+is created with `os.open(..., 0o666)`, so the kernel applies the umask and no process-wide umask is read or set.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,9 +25,7 @@ def atomic_path(target: Path) -> Iterator[Path]:
     """Yield a temporary path beside `target`; on success it is fsynced and renamed onto `target`."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = _create_temporary(target)
     try:
         yield tmp_path
         with open(tmp_path, "rb") as fh:
@@ -34,6 +34,19 @@ def atomic_path(target: Path) -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def _create_temporary(target: Path) -> Path:
+    """Create an empty, new `.<name>.<random>.tmp` beside `target` with mode 0o666 & ~umask."""
+    for _ in range(100):
+        candidate = target.parent / f".{target.name}.{secrets.token_hex(6)}.tmp"
+        try:
+            fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
+        except FileExistsError:
+            continue
+        os.close(fd)
+        return candidate
+    raise FileExistsError(f"no free temporary name beside {target}")
 
 
 def atomic_write_bytes(target: Path, data: bytes) -> None:

@@ -71,6 +71,10 @@ class DataRoot:
         """Where frame `frame_index` of video `creative_id` is stored."""
         return self.frames(brand) / creative_id / f"{frame_index:06d}.jpg"
 
+    def datasets(self, brand: str, object_name: str) -> Path:
+        """`datasets/<brand>/<object>/`: the `{train,valid,test}.json` COCO files (not under warehouse/)."""
+        return self.root / "datasets" / validate_brand(brand) / object_name
+
     def models(self, brand: str, object_name: str) -> Path:
         """`models/<brand>/<object>/`: grid trials, the chosen checkpoint and its config."""
         return self.root / "models" / validate_brand(brand) / object_name

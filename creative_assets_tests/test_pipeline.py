@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import duckdb
 import pandas as pd
 import pytest
@@ -31,19 +33,27 @@ def test_every_tenth_frame_is_extracted(root: DataRoot):
     assert all((root.root / p).is_file() for p in frames["path"])
 
 
-def test_coco_datasets_written_beside_the_table(root: DataRoot):
+def test_coco_datasets_written_outside_the_warehouse(root: DataRoot):
     folder = root.warehouse("coco_datasets", "acme", "branding")
     table = read_table(folder)
     assert list(table["split"]) == ["train", "valid", "test"]
-    assert {p.name for p in folder.glob("*.json")} == {"train.json", "valid.json", "test.json"}
+    assert list(table["json_path"]) == [
+        f"datasets/acme/branding/{s}.json" for s in ("train", "valid", "test")
+    ]
+    assert all((root.root / p).is_file() for p in table["json_path"])
+    assert not list(root.root.joinpath("warehouse").rglob("*.json"))
+    # Per-category counts agree with the COCO file they describe.
+    for row in table.itertuples():
+        coco = json.loads((root.root / row.json_path).read_text())
+        names = {c["id"]: c["name"] for c in coco["categories"]}
+        boxes = {n: sum(names[a["category_id"]] == n for a in coco["annotations"]) for n in names.values()}
+        assert {c["category"]: c["boxes"] for c in json.loads(row.by_category)} == boxes
 
 
 def test_pooled_objects_train_on_every_brand(root: DataRoot):
-    import json
-
-    train = json.loads((root.warehouse("coco_datasets", "acme", "face") / "train.json").read_text())
-    valid = json.loads((root.warehouse("coco_datasets", "acme", "face") / "valid.json").read_text())
-    test = json.loads((root.warehouse("coco_datasets", "acme", "face") / "test.json").read_text())
+    train = json.loads((root.datasets("acme", "face") / "train.json").read_text())
+    valid = json.loads((root.datasets("acme", "face") / "valid.json").read_text())
+    test = json.loads((root.datasets("acme", "face") / "test.json").read_text())
     brands = {img["file_name"].split("/")[1] for split in (train, valid, test) for img in split["images"]}
     assert brands == {"acme", "globex"}
 

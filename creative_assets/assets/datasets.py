@@ -19,7 +19,31 @@ from creative_assets.resources.settings_resource import SettingsResource
 
 OWNERS = ["team:data-engineering"]
 BOX_COLUMNS = [c for c in ANNOTATION_COLUMNS if c not in LABEL_IMAGE_COLUMNS]
-DATASET_COLUMNS = ["split", "json_path", "images", "positive_images", "annotations", "fingerprint"]
+DATASET_COLUMNS = [
+    "split", "json_path", "images", "positive_images", "annotations", "by_category", "fingerprint",
+]  # fmt: skip
+# Per-category counts as one JSON string column (`[{"category", "positive_images", "boxes"}, …]`), so every
+# brand × object partition has the same schema whatever its categories: one Parquet dataset for every reader,
+# no per-object `n_<category>` columns (DuckDB: `from_json`/`json_extract`; polars: `str.json_decode`).
+DATASET_DTYPES = dict.fromkeys(DATASET_COLUMNS, "string") | dict.fromkeys(
+    ["images", "positive_images", "annotations"], "int64"
+)
+
+
+def dataset_table(splits: pd.DataFrame, class_balance: pd.DataFrame, fingerprint: str) -> pd.DataFrame:
+    """The coco_datasets table in its fixed schema: one row per split, per-category counts as JSON in
+    `by_category`."""
+    by_split = {
+        split: [
+            {"category": str(r.category), "positive_images": int(r.positive_images), "boxes": int(r.boxes)}
+            for r in group.itertuples(index=False)
+        ]
+        for split, group in class_balance.groupby("split", sort=False)
+    }
+    table = splits[["split", "json_path", "images", "positive_images", "annotations"]].copy()
+    table["by_category"] = [json.dumps(by_split.get(s, []), separators=(",", ":")) for s in table["split"]]
+    table["fingerprint"] = fingerprint
+    return table[DATASET_COLUMNS].astype(DATASET_DTYPES)
 
 
 def join_label_rows(images: pd.DataFrame, annotations: pd.DataFrame) -> pd.DataFrame:
@@ -146,7 +170,7 @@ def coco_datasets(context: dg.AssetExecutionContext, settings: SettingsResource,
     images, annotations = split_label_rows(rows)
     annotations = annotations[annotations["category"].isin(spec.categories)]
     positives = annotations["image_path"].nunique()
-    out_dir = root.warehouse("coco_datasets", brand, object_name)
+    out_dir = root.datasets(brand, object_name)
     base_meta = {
         "object": object_name,
         "categories": ", ".join(spec.categories),
@@ -158,16 +182,7 @@ def coco_datasets(context: dg.AssetExecutionContext, settings: SettingsResource,
         reason = "no labels" if positives == 0 else "too few labelled creatives to split (need 3)"
         context.log.info(f"{brand}|{object_name}: {reason}; materialising as 'no labels'")
         yield dg.Output(
-            pd.DataFrame({c: pd.Series(dtype="object") for c in DATASET_COLUMNS}).astype(
-                {
-                    "split": "string",
-                    "json_path": "string",
-                    "images": "int64",
-                    "positive_images": "int64",
-                    "annotations": "int64",
-                    "fingerprint": "string",
-                }
-            ),
+            pd.DataFrame({c: pd.Series(dtype=DATASET_DTYPES[c]) for c in DATASET_COLUMNS}),
             metadata={**base_meta, "status": "no labels", "reason": reason},
         )
         yield dg.AssetCheckResult(check_name="dataset_valid", passed=True, metadata={"status": "no labels"})
@@ -181,10 +196,8 @@ def coco_datasets(context: dg.AssetExecutionContext, settings: SettingsResource,
         out_dir,
         root,
     )
-    table = built.table.copy()
     fingerprint = built.fingerprint
-    table["fingerprint"] = fingerprint
-    table = table.astype({"fingerprint": "string"})
+    table = dataset_table(built.table, built.class_balance, fingerprint)
     registered: list[str] = []
     if detectron2_available():
         registered = register_splits(

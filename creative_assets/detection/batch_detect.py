@@ -60,6 +60,7 @@ from creative_assets.settings import validate_brand
 from creative_assets.tables.schemas import DETECTION_ERRORS, DETECTIONS
 from creative_assets.tables.warehouse import (
     count_rows,
+    ensure_schema_part,
     part_files,
     part_key,
     part_path,
@@ -516,6 +517,7 @@ class RunPlan:
         keys = {b.key for b in self.batches}
         current = set(self.items["creative_id"].astype(str))
         removed, kept = retire_stale_parts(self.out_dir, self.errors_dir, keys, current, self.removed)
+        ensure_schema_part(self.errors_dir, DETECTION_ERRORS.arrow_schema())
         seconds = time.perf_counter() - started
         return DetectionRun(
             batches=len(self.batches),

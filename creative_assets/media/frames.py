@@ -5,8 +5,13 @@ Publication protocol (what makes a re-run cheap and a killed run harmless):
 * every JPEG is written atomically, so no half-written frame ever has a frame's name;
 * a video's `_frames.json` (source sha256, stride, JPEG quality, the frames) is written atomically and LAST,
   and is removed before a video is re-extracted: a folder without it is unfinished and is redone next run;
-* a re-run skips a video whose `_frames.json` matches sha256 + stride + quality and whose frames all exist;
-  after a re-extraction, frames the new settings no longer keep are deleted.
+* a re-run skips a video whose `_frames.json` matches version + sha256 + stride + quality and whose frames all
+  exist; after a re-extraction, frames the new settings no longer keep are deleted.
+
+`timestamp_s` is the frame's presentation time (container PTS, as OpenCV's `CAP_PROP_POS_MSEC` reports it right
+after `grab()`) minus that of frame 0, the first displayed frame: right on variable-frame-rate footage, streams
+that start late, B-frames and 30000/1001 rates, where `frame_index / fps` is not. A container without usable
+presentation times (timestamps that do not increase) falls back to `frame_index / fps` for the whole video.
 
 A video that stops decoding before the container's frame count (truncated or corrupt) is an error row. Its
 frames are deleted and it gets no `_frames.json` and no frame rows, so no partial set is ever published and
@@ -45,7 +50,9 @@ FRAME_DTYPES = {
     "height": "int64",
 }
 FRAME_MANIFEST_NAME = "_frames.json"
-FRAME_MANIFEST_VERSION = 1
+# 2: timestamp_s from presentation times (1 was frame_index / fps); a `_frames.json` of another version is
+# re-extracted on the next run, so old frame rows are recomputed.
+FRAME_MANIFEST_VERSION = 2
 STAGE = "frames"
 # Containers that estimate the frame count from duration × fps (mkv, webm) can be off by a frame or two;
 # losing up to 1% of the tail also costs the frame table nothing that matters.
@@ -217,14 +224,17 @@ def _extract(
         raise _VideoFailed(f"cannot prepare frame folder: {exc}") from None
 
     try:
-        kept, decoded, expected, fps = _decode_and_write(
+        kept, decoded, expected, fps, last_s = _decode_and_write(
             root, brand, creative_id, source, fps_hint, stride, quality
         )
     except _VideoFailed:
         _remove_frames(frame_dir, keep=set())
         raise
     allowed_missing = max(1, math.floor(expected * TRUNCATION_TOLERANCE))
-    if decoded == 0 or (expected > 0 and decoded < expected - allowed_missing):
+    # mkv/webm estimate the count as duration × average fps, which a variable-frame-rate video misses by
+    # far: a video whose last frame is shown until the end of that duration is complete, whatever the count.
+    reached_end = expected > 0 and last_s + 1.0 / fps >= (expected - allowed_missing) / fps
+    if decoded == 0 or (expected > 0 and decoded < expected - allowed_missing and not reached_end):
         _remove_frames(frame_dir, keep=set())
         total = expected if expected > 0 else "unknown"
         raise _VideoFailed(f"decoded {decoded} of {total} frames: truncated or corrupt")
@@ -258,8 +268,12 @@ def _decode_and_write(
     fps_hint: float | None,
     stride: int,
     quality: int,
-) -> tuple[list[dict], int, int, float]:
-    """Walk the video in decode order; kept frames are converted and saved, the rest only grabbed."""
+) -> tuple[list[dict], int, int, float, float]:
+    """Walk the video in decode order; kept frames are converted and saved, the rest only grabbed.
+
+    Returns the kept frames, the number decoded, the container's frame count, the fps, and the presentation
+    time in seconds of the last decoded frame (from the stream's start, -inf when none was decoded).
+    """
     capture = cv2.VideoCapture(str(source), cv2.CAP_FFMPEG)
     try:
         if not capture.isOpened():
@@ -272,6 +286,8 @@ def _decode_and_write(
         expected = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
         params = [cv2.IMWRITE_JPEG_QUALITY, quality]
         kept: list[dict[str, Any]] = []
+        first_ms: float | None = None
+        last_ms = -math.inf
         pending: deque[Future[None]] = deque()
         index = 0
         # JPEG encoding and the fsynced write run beside decoding (OpenCV releases the GIL); the queue is
@@ -280,6 +296,8 @@ def _decode_and_write(
             try:
                 # grab() decodes without the colour conversion; only kept frames pay for retrieve().
                 while capture.grab():
+                    if index == 0:
+                        first_ms = capture.get(cv2.CAP_PROP_POS_MSEC)
                     if index % stride == 0:
                         ok, image = capture.retrieve()
                         if not ok or image is None:
@@ -290,13 +308,14 @@ def _decode_and_write(
                         kept.append(
                             {
                                 "frame_index": index,
-                                "timestamp_s": index / fps,
+                                "timestamp_s": capture.get(cv2.CAP_PROP_POS_MSEC),
                                 "width": width,
                                 "height": height,
                             }
                         )
                         while len(pending) > _MAX_PENDING_FRAMES:
                             pending.popleft().result()
+                    last_ms = capture.get(cv2.CAP_PROP_POS_MSEC)
                     index += 1
                 while pending:
                     pending.popleft().result()
@@ -305,7 +324,26 @@ def _decode_and_write(
                 wait(pending)
     finally:
         capture.release()
-    return kept, index, expected, fps
+    _rebase_timestamps(kept, first_ms, fps)
+    last_s = last_ms / 1000.0 if math.isfinite(last_ms) else -math.inf
+    return kept, index, expected, fps, last_s
+
+
+def _rebase_timestamps(kept: list[dict[str, Any]], first_ms: float | None, fps: float) -> None:
+    """Turn the kept frames' raw PTS milliseconds into seconds from frame 0, in place.
+
+    Without usable presentation times (missing, not finite, or not increasing) every frame of the video gets
+    `frame_index / fps` instead, so one video never mixes the two clocks.
+    """
+    raw = [f["timestamp_s"] for f in kept]
+    usable = (
+        first_ms is not None
+        and all(math.isfinite(v) for v in [first_ms, *raw])
+        and all(later > earlier for earlier, later in zip(raw, raw[1:], strict=False))
+    )
+    for frame, ms in zip(kept, raw, strict=True):
+        seconds = (ms - first_ms) / 1000.0 if usable else frame["frame_index"] / fps
+        frame["timestamp_s"] = round(seconds, 6)
 
 
 def _save_jpeg(target: Path, image: np.ndarray, params: list[int], index: int) -> None:

@@ -79,6 +79,21 @@ def write_part(target: Path, table: pd.DataFrame | pa.Table) -> None:
     atomic_write_parquet(target, table)
 
 
+EMPTY_PART_KEY = "empty"
+
+
+def ensure_schema_part(folder: Path, schema: pa.Schema) -> None:
+    """Keep a table readable when it has no rows: a folder without parts gets `part-empty.parquet`, zero rows
+    with `schema` (less the partition columns its path names); once another part exists it is removed."""
+    folder = Path(folder)
+    empty = part_path(folder, EMPTY_PART_KEY)
+    others = [p for p in part_files(folder) if p != empty]
+    if others:
+        empty.unlink(missing_ok=True)
+    elif not empty.is_file():
+        write_part(empty, schema.empty_table())
+
+
 def _with_partition_columns(df: pd.DataFrame, folder: Path) -> pd.DataFrame:
     for i, (key, value) in enumerate(hive_values(folder).items()):
         if key not in df.columns:
