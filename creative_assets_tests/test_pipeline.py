@@ -66,10 +66,26 @@ def test_grid_has_one_row_per_trial(smoke_pipeline, root: DataRoot):
 
 
 def test_chosen_model_is_published_with_lineage(root: DataRoot):
+    import hashlib
+    import json
+
     chosen = read_table(root.warehouse("chosen_model", "acme", "branding")).iloc[0]
+    grid = read_table(root.warehouse("grid_search", "acme", "branding")).set_index("trial")
+    config = json.loads((root.models("acme", "branding") / "chosen" / "config.json").read_text())
+    published = root.root / chosen["checkpoint"]
     assert chosen["status"] == "model"
-    assert (root.root / chosen["checkpoint"]).is_file()
-    assert (root.models("acme", "branding") / "chosen" / "config.json").is_file()
+    # the id is the checkpoint's own hash, and the record names the trial the grid ranks first
+    assert chosen["model_id"] == config["model_id"] == hashlib.sha256(published.read_bytes()).hexdigest()[:16]
+    assert config["trial"] == chosen["trial"]
+    assert grid.loc[chosen["trial"], "mean_accuracy"] == grid["mean_accuracy"].max()
+    trial = grid.loc[chosen["trial"]]
+    assert config["params"]["SOLVER.MAX_ITER"] == int(trial["max_iter"]) == int(chosen["max_iter"])
+    assert config["params"]["ROI_HEADS.BATCH_SIZE_PER_IMAGE"] == int(trial["batch_size_per_image"])
+    assert config["classes"] == ["logo", "product", "brand_cue"] == json.loads(chosen["classes"])
+    assert (
+        config["dataset_fingerprint"]
+        == read_table(root.warehouse("coco_datasets", "acme", "branding"))["fingerprint"].iloc[0]
+    )
 
 
 def test_thresholds_lie_in_the_swept_range(root: DataRoot):
@@ -102,10 +118,13 @@ def test_mmm_panel_stacks_every_brand_on_one_week_grid(root: DataRoot):
 
 def test_duckdb_reads_the_hive_partitioned_detections(root: DataRoot):
     pattern = (root.root / "warehouse/detections/*/*.parquet").as_posix()
-    brands = duckdb.sql(
-        f"select distinct brand from read_parquet('{pattern}', hive_partitioning=true)"
-    ).fetchall()
-    assert {b for (b,) in brands} <= {"acme", "globex"}
+    counts = dict(
+        duckdb.sql(
+            f"select brand, count(*) from read_parquet('{pattern}', hive_partitioning=true) group by brand"
+        ).fetchall()
+    )
+    expected = {b: len(read_table(root.warehouse("detections", b))) for b in ("acme", "globex")}
+    assert counts == expected and all(n > 0 for n in expected.values())
 
 
 def test_detection_rerun_reuses_every_batch(smoke_pipeline, root: DataRoot):

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import itertools
 import json
-from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
-from creative_assets.detection.backend import CocoSplit
 from creative_assets.detection.coco_data import (
     CocoDetectionDataset,
     InfiniteTrainingSampler,
@@ -20,47 +17,10 @@ from creative_assets.detection.coco_data import (
     read_bgr,
     resize_shortest_edge_shape,
 )
+from creative_assets_tests.support.coco_builders import write_toy_coco
 
 RED = (0, 0, 255)  # BGR
 BLUE = (255, 0, 0)
-
-
-def write_toy_coco(folder: Path, n_images: int = 8, size: tuple[int, int] = (96, 128)) -> CocoSplit:
-    """A small COCO split: red squares are `logo`, blue discs `product`; every third image is empty."""
-    height, width = size
-    images_dir = folder / "images"
-    images_dir.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    images, annotations = [], []
-    for i in range(n_images):
-        img = np.full((height, width, 3), 200, np.uint8)
-        img += rng.integers(0, 30, img.shape, dtype=np.uint8)
-        name = f"img_{i:02d}.png"
-        if i % 3 != 2:
-            s = int(rng.integers(20, 36))
-            x, y = int(rng.integers(0, width - s)), int(rng.integers(0, height - s))
-            cv2.rectangle(img, (x, y), (x + s - 1, y + s - 1), RED, -1)
-            annotations.append({"image_id": i + 1, "category_id": 1, "bbox": [x, y, s, s]})
-            if i % 2 == 0:
-                r = 10
-                cx, cy = (x + s + r + 2) % (width - r), (y + r + 2) % (height - r)
-                cx, cy = max(cx, r), max(cy, r)
-                cv2.circle(img, (cx, cy), r, BLUE, -1)
-                annotations.append(
-                    {"image_id": i + 1, "category_id": 2, "bbox": [cx - r, cy - r, 2 * r, 2 * r]}
-                )
-        cv2.imwrite(str(images_dir / name), img)
-        images.append({"id": i + 1, "file_name": f"images/{name}", "width": width, "height": height})
-    for k, ann in enumerate(annotations, start=1):
-        ann.update(id=k, iscrowd=0, area=float(ann["bbox"][2] * ann["bbox"][3]))
-    coco = {
-        "images": images,
-        "annotations": annotations,
-        "categories": [{"id": 1, "name": "logo"}, {"id": 2, "name": "product"}],
-    }
-    json_path = folder / "split.json"
-    json_path.write_text(json.dumps(coco), encoding="utf-8")
-    return CocoSplit(json_path=json_path, image_root=folder)
 
 
 def test_resize_shortest_edge_scales_short_side_to_choice():

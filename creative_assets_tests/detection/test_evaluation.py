@@ -1,8 +1,6 @@
 import contextlib
 import io
-import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -10,7 +8,6 @@ import pytest
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from creative_assets.detection.backend import Predictions
 from creative_assets.detection.evaluation import (
     ALL_CLASSES,
     PRESENCE_COLUMNS,
@@ -21,34 +18,7 @@ from creative_assets.detection.evaluation import (
     max_scores,
     presence_metrics,
 )
-
-
-def write_coco(
-    path: Path,
-    images: list[tuple[int, str]],
-    boxes: list[tuple[int, int, list[float]]],
-    categories: list[tuple[int, str]],
-    size: tuple[int, int] = (200, 200),
-) -> Path:
-    """A COCO json like a labelling export: (id, file_name) images, (image_id, category_id, xywh) boxes."""
-    dataset = {
-        "images": [{"id": i, "file_name": f, "width": size[0], "height": size[1]} for i, f in images],
-        "annotations": [
-            {"id": n + 1, "image_id": i, "category_id": c, "bbox": b} for n, (i, c, b) in enumerate(boxes)
-        ],
-        "categories": [{"id": c, "name": name} for c, name in categories],
-    }
-    path.write_text(json.dumps(dataset))
-    return path
-
-
-def preds(*detections: tuple[list[float], float, int]) -> Predictions:
-    """Predictions from (xyxy box, score, label) triples."""
-    return Predictions(
-        boxes=np.array([d[0] for d in detections], dtype=np.float32).reshape(-1, 4),
-        scores=np.array([d[1] for d in detections], dtype=np.float32),
-        labels=np.array([d[2] for d in detections], dtype=np.int64),
-    )
+from creative_assets_tests.support.coco_builders import preds, write_coco
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from creative_assets.detection.grid import (
 from creative_assets.detection.grid_executors import run_grid
 from creative_assets.detection.torchvision_backend import TorchvisionBackend
 from creative_assets.settings import build_settings
-from creative_assets_tests.detection.test_coco_data import write_toy_coco
+from creative_assets_tests.support.coco_builders import write_toy_coco
 
 CLASSES = ["logo", "product"]
 REPO = Path(__file__).resolve().parents[2]
@@ -281,3 +281,53 @@ def test_worker_processes_apply_the_same_failure_policy(tmp_path):
     assert result.trials["trial"].tolist() == ["it2_roi16", "it4_roi16"]
     assert result.errors["trial"].tolist() == ["it2_roi32", "it4_roi32"]
     assert backend.attempts(32) == 2
+
+
+def test_grid_metrics_of_a_hand_made_case():
+    """Four images, two classes, known detections; every number below is worked out by hand.
+
+    truth: logo in images 1 and 2, product in image 3.
+    detections: 1 logo 0.9 · 2 logo 0.3 · 3 product 0.5 and logo 0.7 · 4 nothing.
+    At 40 %: logo predicted in 1, 3 → TP 1 (1), FP 1 (3), FN 1 (2), TN 1 (4): accuracy 0.5, F1 0.5;
+             product predicted in 3 → TP 1, TN 3: accuracy 1, F1 1.  Macro accuracy 0.75, F1 0.75.
+    At 20 %: logo predicted in 1, 2, 3 → TP 2, FP 1, TN 1: accuracy 0.75, precision 2/3, recall 1, F1 0.8;
+             product as at 40 %. Macro accuracy 0.875, precision 5/6, F1 0.9.
+    At 60 % and 80 %: logo in 1, 3 at 60 % (as at 40 %) and in 1 only at 80 % (TP 1, FN 1, TN 2: accuracy
+             0.75, F1 2/3); product absent at both (FN 1, TN 3: accuracy 0.75, F1 0).
+    Mean accuracy over 20/40/60/80 = (0.875 + 0.75 + 0.625 + 0.75) / 4 = 0.75.
+    """
+    import tempfile
+    from pathlib import Path
+
+    from creative_assets.detection.backend import CocoSplit
+    from creative_assets.detection.evaluation import load_ground_truth
+    from creative_assets.detection.grid import evaluate_detector
+    from creative_assets_tests.support.coco_builders import preds, write_coco
+    from creative_assets_tests.support.fixed_detector import FixedDetector, write_id_images
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        images = write_id_images(root / "img", [1, 2, 3, 4])
+        box = [10.0, 10.0, 20.0, 20.0]
+        coco = write_coco(
+            root / "valid.json",
+            images,
+            [(1, 1, box), (2, 1, box), (3, 2, box)],
+            [(1, "logo"), (2, "product")],
+            (64, 64),
+        )
+        xyxy = [10.0, 10.0, 30.0, 30.0]
+        by_id = {1: preds((xyxy, 0.9, 0)), 2: preds((xyxy, 0.3, 0)), 3: preds((xyxy, 0.5, 1), (xyxy, 0.7, 0))}
+        detector = FixedDetector(["logo", "product"], by_id)
+        gt = load_ground_truth(coco)
+        summary, long_rows = evaluate_detector(
+            detector, CocoSplit(coco, root), gt, ["logo", "product"], [0.2, 0.4, 0.6, 0.8]
+        )
+    assert summary["accuracy_40"] == pytest.approx(0.75) and summary["f1_40"] == pytest.approx(0.75)
+    assert (summary["tp_40"], summary["fp_40"], summary["fn_40"], summary["tn_40"]) == (2, 1, 1, 4)
+    assert summary["accuracy_20"] == pytest.approx(0.875)
+    assert summary["precision_20"] == pytest.approx(5 / 6) and summary["f1_20"] == pytest.approx(0.9)
+    assert summary["accuracy_80"] == pytest.approx(0.75) and summary["f1_80"] == pytest.approx(1 / 3)
+    assert summary["mean_accuracy"] == pytest.approx(0.75)
+    logo_80 = next(r for r in long_rows if r["class_name"] == "logo" and r["confidence"] == 0.8)
+    assert (logo_80["tp"], logo_80["fn"], logo_80["tn"], logo_80["fp"]) == (1, 1, 2, 0)

@@ -13,7 +13,7 @@ from creative_assets.detection.haar import (
     haar_predictions,
     load_cascade,
 )
-from creative_assets_tests.detection.test_evaluation import write_coco
+from creative_assets_tests.support.coco_builders import write_coco
 
 # A real portrait bundled with matplotlib: a frontal, slightly smiling face.
 PORTRAIT = matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)

@@ -11,7 +11,7 @@ from creative_assets.detection.grid_executors import run_grid
 from creative_assets.detection.retention import folder_bytes, forget_pruned_winner, prune_losing_checkpoints
 from creative_assets.detection.torchvision_backend import TorchvisionBackend
 from creative_assets.settings import build_settings
-from creative_assets_tests.detection.test_coco_data import write_toy_coco
+from creative_assets_tests.support.coco_builders import write_toy_coco
 
 CLASSES = ["logo", "product"]
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

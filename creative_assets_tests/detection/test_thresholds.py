@@ -11,7 +11,7 @@ from creative_assets.detection.thresholds import (
     sweep_thresholds,
 )
 from creative_assets.settings import ThresholdSettings
-from creative_assets_tests.detection.test_evaluation import preds, write_coco
+from creative_assets_tests.support.coco_builders import preds, write_coco
 
 TRUTH = np.array([True, True, True, False, False, False])
 SCORES = np.array([0.9, 0.7, 0.4, 0.8, 0.3, 0.0])

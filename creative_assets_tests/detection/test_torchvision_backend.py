@@ -28,7 +28,7 @@ from creative_assets.detection.runtime import torch_threads
 from creative_assets.detection.split_inference import predict_split
 from creative_assets.detection.torchvision_backend import TorchvisionBackend
 from creative_assets.settings import TrainSettings, build_settings
-from creative_assets_tests.detection.test_coco_data import write_toy_coco
+from creative_assets_tests.support.coco_builders import write_toy_coco
 
 CLASSES = ["logo", "product"]
 

@@ -34,7 +34,7 @@ from creative_assets.tables.warehouse import (
     read_detections,
 )
 from creative_assets_tests.detection.test_batch_detect import BRAND, build_brand
-from creative_assets_tests.detection.test_coco_data import write_toy_coco
+from creative_assets_tests.support.coco_builders import write_toy_coco
 
 REPO = Path(__file__).resolve().parents[2]
 OPTIONS = {"batch_size": 3, "images_per_forward": 2, "score_floor": 0.05}

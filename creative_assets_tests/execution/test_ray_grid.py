@@ -16,7 +16,7 @@ from creative_assets.detection.torchvision_backend import TorchvisionBackend
 from creative_assets.execution.ray_cluster import connect, import_ray
 from creative_assets.execution.ray_grid import GRID_ERROR_COLUMNS, TUNE_FOLDER, run_grid_ray
 from creative_assets.settings import build_settings
-from creative_assets_tests.detection.test_coco_data import write_toy_coco
+from creative_assets_tests.support.coco_builders import write_toy_coco
 
 CLASSES = ["logo", "product"]
 TIMING_COLUMNS = ["train_seconds"]

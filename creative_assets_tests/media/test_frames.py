@@ -19,7 +19,7 @@ import pytest
 from creative_assets.layout import DataRoot
 from creative_assets.media.frames import FRAME_COLUMNS, FRAME_MANIFEST_NAME, extract_video_frames
 from creative_assets.media.manifest import ERROR_COLUMNS, scan_creatives, sha256_file
-from creative_assets_tests.media.test_manifest import write_image, write_video
+from creative_assets_tests.support.media_builders import write_image, write_video
 
 BRAND = "acme"
 REPO = Path(__file__).resolve().parents[2]
