@@ -123,3 +123,26 @@ def ingest_in_memory(root: Path, brand: str = BRAND) -> dict[str, pd.DataFrame]:
     )
     assert result.success
     return {name: result.asset_value(name) for name in ("creative_manifest", "video_frames", "labels")}
+
+
+def train_in_memory(
+    root: Path, labels: pd.DataFrame, object_name: str = "branding"
+) -> dict[str, pd.DataFrame]:
+    """coco_datasets, grid_search and chosen_model of (BRAND, object) by direct invocation on the smoke grid."""
+    from creative_assets.assets.datasets import coco_datasets
+    from creative_assets.assets.training import chosen_model, grid_search
+
+    settings = smoke_settings(root)
+    datasets = invoke(coco_datasets, pair_context(BRAND, object_name), settings=settings, labels=labels).value
+    trials = invoke(
+        grid_search, pair_context(BRAND, object_name), settings=settings, coco_datasets=datasets
+    ).value
+    chosen = invoke(
+        chosen_model,
+        pair_context(BRAND, object_name),
+        settings=settings,
+        model_store=model_store(root),
+        grid_search=trials,
+        coco_datasets=datasets,
+    ).value
+    return {"coco_datasets": datasets, "grid_search": trials, "chosen_model": chosen}
