@@ -17,6 +17,7 @@ from creative_assets.detection.grid_executors import run_grid
 from creative_assets.detection.haar import HAAR_CASCADES, haar_baseline
 from creative_assets.detection.registry import backend_by_name, backend_choice, resolve_device
 from creative_assets.detection.retention import folder_bytes, forget_pruned_winner, prune_losing_checkpoints
+from creative_assets.jobs import ACCELERATOR_TAG
 from creative_assets.layout import DataRoot
 from creative_assets.locks import partition_lock
 from creative_assets.partitions import brand_object_partitions, split_partition_key
@@ -105,7 +106,7 @@ def grid_plots(trials: pd.DataFrame, best: pd.Series, confidences: list[float], 
     kinds={"pytorch", "parquet"},
     owners=OWNERS,
     io_manager_key="warehouse_io_manager",
-    op_tags={"creative_assets/accelerator": "1"},
+    op_tags={ACCELERATOR_TAG: "1"},
     check_specs=[
         dg.AssetCheckSpec("grid_complete", asset="grid_search", description="every grid trial has a row")
     ],
