@@ -31,6 +31,7 @@ from creative_assets.resources.warehouse_io_manager import TableRef
 from creative_assets.settings import Settings
 from creative_assets.tables.schemas import DETECTION_COLUMNS
 from creative_assets.tables.warehouse import count_true, read_head, read_table
+from creative_assets.version import ASSET_CODE_VERSIONS
 
 OWNERS = ["team:computer-vision"]
 THRESHOLD_COLUMNS = [
@@ -62,6 +63,7 @@ def _empty_thresholds() -> pd.DataFrame:
     group_name="detection",
     kinds={"pytorch", "parquet"},
     owners=OWNERS,
+    code_version=ASSET_CODE_VERSIONS["optimal_thresholds"],
     io_manager_key="warehouse_io_manager",
     op_tags={ACCELERATOR_TAG: "1"},
 )
@@ -206,6 +208,7 @@ def _overlay_samples(root: DataRoot, detections: pd.DataFrame, max_megapixels: f
     group_name="detection",
     kinds={"pytorch", "parquet"},
     owners=OWNERS,
+    code_version=ASSET_CODE_VERSIONS["detections"],
     io_manager_key="warehouse_io_manager",
     op_tags={ACCELERATOR_TAG: "1"},
     ins={

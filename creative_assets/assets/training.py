@@ -25,7 +25,7 @@ from creative_assets.reporting.plots import confusion_matrices, heatmap_grid, ma
 from creative_assets.resources.model_store import LocalModelStore
 from creative_assets.resources.settings_resource import SettingsResource
 from creative_assets.settings import Settings
-from creative_assets.version import code_version
+from creative_assets.version import ASSET_CODE_VERSIONS, code_version
 
 OWNERS = ["team:computer-vision"]
 NO_MODEL = "no model"
@@ -105,6 +105,7 @@ def grid_plots(trials: pd.DataFrame, best: pd.Series, confidences: list[float], 
     group_name="training",
     kinds={"pytorch", "parquet"},
     owners=OWNERS,
+    code_version=ASSET_CODE_VERSIONS["grid_search"],
     io_manager_key="warehouse_io_manager",
     op_tags={ACCELERATOR_TAG: "1"},
     check_specs=[
@@ -233,6 +234,7 @@ def chosen_frame(rows: list[dict]) -> pd.DataFrame:
     group_name="training",
     kinds={"pytorch", "parquet"},
     owners=OWNERS,
+    code_version=ASSET_CODE_VERSIONS["chosen_model"],
     io_manager_key="warehouse_io_manager",
     check_specs=[
         dg.AssetCheckSpec(
