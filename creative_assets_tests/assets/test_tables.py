@@ -223,3 +223,31 @@ def test_without_impressions_for_the_brand_mmm_features_is_only_observed(
         if e.event_type_value == "ASSET_OBSERVATION"
     ]
     assert observation.metadata["status"].value == status
+
+
+def test_without_impressions_the_panel_is_observed_for_both_tables_and_its_check_passes(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "raw").mkdir()
+    (tmp_path / "creative_assets.yaml").write_text(SETTINGS)
+
+    result = dg.materialize_to_memory(
+        [creative_features, mmm_panel],
+        partition_key="acme",
+        instance=instance_with_brands("acme"),
+        resources={"settings": SettingsResource(data_root=str(tmp_path), profile="smoke")},
+    )
+
+    assert result.success
+    observed = sorted(
+        (e.asset_key.path[-1], e.asset_observation_data.asset_observation.metadata["status"].value)
+        for e in result.all_events
+        if e.event_type_value == "ASSET_OBSERVATION"
+    )
+    assert observed == [("mmm_panel", "no impressions"), ("mmm_unmatched_creatives", "no impressions")]
+    (check,) = result.get_asset_check_evaluations()
+    assert (check.check_name, check.passed, check.metadata["status"].value) == (
+        "one_schema_across_brands",
+        True,
+        "no impressions",
+    )
