@@ -70,7 +70,7 @@ def add_brand(name: str, data: Path, *, create_folder: bool = True) -> None:
         validate_brand(name)
     except ValueError as err:
         raise CliError(str(err), "example: creative-assets add-brand acme") from None
-    from creative_assets.partitions import BRAND_PARTITIONS_NAME
+    from creative_assets.partition_keys import BRAND_PARTITIONS_NAME
 
     if create_folder:
         (data / "raw" / name / "creatives").mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,7 @@ import pandas as pd
 
 from creative_assets.jobs import DETECT_ASSETS, INGEST_ASSETS, TRAIN_ASSETS
 from creative_assets.layout import DataRoot
-from creative_assets.partitions import BRAND_PARTITIONS_NAME, brand_object_key
+from creative_assets.partition_keys import BRAND_PARTITIONS_NAME, brand_object_key
 from creative_assets.settings import Settings
 from creative_assets.tables.warehouse import read_table
 

@@ -6,7 +6,7 @@ import dagster as dg
 
 from creative_assets.jobs import ingest_job
 from creative_assets.layout import DataRoot
-from creative_assets.partitions import BRAND_PARTITIONS_NAME, brand_partitions
+from creative_assets.partition_keys import BRAND_PARTITIONS_NAME, brand_partitions
 from creative_assets.settings import load_settings
 
 

@@ -2,7 +2,8 @@
 
 Precedence (later wins): profile defaults < `<data root>/creative_assets.yaml` < environment variables
 (`CREATIVE_ASSETS_DATA`, `CREATIVE_ASSETS_PROFILE`, `CREATIVE_ASSETS_BACKEND`, `CREATIVE_ASSETS_DEVICE`,
-`CREATIVE_ASSETS_EXECUTOR`).
+`CREATIVE_ASSETS_EXECUTOR`) < explicit arguments (`load_settings(data_root, profile, overrides)`, i.e.
+`SettingsResource` fields and `--profile`/`--data`).
 The core never reads the environment: assets and the CLI load settings once and pass them down.
 """
 
@@ -465,16 +466,15 @@ def load_settings(
     file_overrides = read_settings_file(root)
     chosen_profile = profile or env.get(PROFILE_ENV) or file_overrides.pop("profile", None) or DEFAULT_PROFILE
     file_overrides.pop("profile", None)
-    merged = _deep_merge(file_overrides, overrides or {})
-    env_train: dict[str, Any] = {}
+    from_env: dict[str, Any] = {}
     if env.get(BACKEND_ENV):
-        env_train["backend"] = env[BACKEND_ENV]
+        from_env.setdefault("train", {})["backend"] = env[BACKEND_ENV]
     if env.get(DEVICE_ENV):
-        env_train["device"] = env[DEVICE_ENV]
-    if env_train:
-        merged = _deep_merge(merged, {"train": env_train})
+        from_env.setdefault("train", {})["device"] = env[DEVICE_ENV]
     if env.get(EXECUTOR_ENV):
-        merged = _deep_merge(merged, {"executor": env[EXECUTOR_ENV]})
+        from_env["executor"] = env[EXECUTOR_ENV]
+    # explicit arguments (SettingsResource.overrides) come last so they beat the environment
+    merged = _deep_merge(_deep_merge(file_overrides, from_env), overrides or {})
     try:
         return build_settings(root, chosen_profile, merged)
     except SettingsError as err:

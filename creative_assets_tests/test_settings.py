@@ -77,6 +77,36 @@ def test_environment_selects_root_profile_and_backend(tmp_path: Path):
     assert s.data_root == tmp_path.resolve() and s.profile == "smoke" and s.train.backend == "torchvision"
 
 
+def test_explicit_arguments_beat_the_environment(tmp_path: Path):
+    env = {
+        "CREATIVE_ASSETS_DATA": str(tmp_path / "elsewhere"),
+        "CREATIVE_ASSETS_PROFILE": "full",
+        "CREATIVE_ASSETS_DEVICE": "cuda",
+        "CREATIVE_ASSETS_EXECUTOR": "ray",
+    }
+    s = load_settings(tmp_path, "smoke", {"train": {"device": "cpu"}, "executor": "local"}, env=env)
+    assert (s.data_root, s.profile) == (tmp_path.resolve(), "smoke")
+    assert (s.train.device, s.executor) == ("cpu", "local")
+
+
+def test_the_environment_still_beats_the_settings_file(tmp_path: Path):
+    (tmp_path / SETTINGS_FILE).write_text("train: {device: cpu}\n")
+    s = load_settings(tmp_path, "smoke", env={"CREATIVE_ASSETS_DEVICE": "cuda"})
+    assert s.train.device == "cuda"
+
+
+def test_settings_resource_overrides_beat_the_device_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    from creative_assets.resources.settings_resource import SettingsResource
+
+    monkeypatch.setenv("CREATIVE_ASSETS_DEVICE", "cuda")
+    resource = SettingsResource(
+        data_root=str(tmp_path), profile="smoke", overrides={"train": {"device": "cpu"}}
+    )
+    assert resource.load().train.device == "cpu"
+
+
 def test_a_category_cannot_belong_to_two_objects(tmp_path: Path):
     with pytest.raises(SettingsError, match="objects"):
         build_settings(

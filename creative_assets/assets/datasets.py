@@ -16,6 +16,7 @@ from creative_assets.media.decode import ImageDecodeError, decode_file
 from creative_assets.partitions import brand_object_partitions, brand_partitions, split_partition_key
 from creative_assets.reporting.plots import image_grid, markdown_image
 from creative_assets.resources.settings_resource import SettingsResource
+from creative_assets.version import ASSET_CODE_VERSIONS
 
 OWNERS = ["team:data-engineering"]
 BOX_COLUMNS = [c for c in ANNOTATION_COLUMNS if c not in LABEL_IMAGE_COLUMNS]
@@ -65,6 +66,7 @@ def split_label_rows(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     group_name="datasets",
     kinds={"python", "parquet"},
     owners=OWNERS,
+    code_version=ASSET_CODE_VERSIONS["labels"],
     io_manager_key="warehouse_io_manager",
     check_specs=[
         dg.AssetCheckSpec("labels_valid", asset="labels", description="every label record imported")
@@ -147,6 +149,7 @@ def _sample_grid(root: DataRoot, json_path: str, limit: int = 8) -> str | None:
     group_name="datasets",
     kinds={"coco", "parquet"},
     owners=OWNERS,
+    code_version=ASSET_CODE_VERSIONS["coco_datasets"],
     io_manager_key="warehouse_io_manager",
     ins={
         "labels": dg.AssetIn(

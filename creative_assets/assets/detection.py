@@ -19,6 +19,7 @@ from creative_assets.detection.evaluation import load_ground_truth
 from creative_assets.detection.registry import backend_by_name
 from creative_assets.detection.split_inference import predict_split
 from creative_assets.detection.thresholds import optimal_thresholds as compute_optimal_thresholds
+from creative_assets.jobs import ACCELERATOR_TAG
 from creative_assets.layout import DataRoot
 from creative_assets.locks import partition_lock
 from creative_assets.media.decode import ImageDecodeError, decode_file
@@ -30,6 +31,7 @@ from creative_assets.resources.warehouse_io_manager import TableRef
 from creative_assets.settings import Settings
 from creative_assets.tables.schemas import DETECTION_COLUMNS
 from creative_assets.tables.warehouse import count_true, read_head, read_table
+from creative_assets.version import ASSET_CODE_VERSIONS
 
 OWNERS = ["team:computer-vision"]
 THRESHOLD_COLUMNS = [
@@ -61,7 +63,9 @@ def _empty_thresholds() -> pd.DataFrame:
     group_name="detection",
     kinds={"pytorch", "parquet"},
     owners=OWNERS,
+    code_version=ASSET_CODE_VERSIONS["optimal_thresholds"],
     io_manager_key="warehouse_io_manager",
+    op_tags={ACCELERATOR_TAG: "1"},
 )
 def optimal_thresholds(
     context: dg.AssetExecutionContext,
@@ -204,8 +208,9 @@ def _overlay_samples(root: DataRoot, detections: pd.DataFrame, max_megapixels: f
     group_name="detection",
     kinds={"pytorch", "parquet"},
     owners=OWNERS,
+    code_version=ASSET_CODE_VERSIONS["detections"],
     io_manager_key="warehouse_io_manager",
-    op_tags={"creative_assets/accelerator": "1"},
+    op_tags={ACCELERATOR_TAG: "1"},
     ins={
         "chosen_model": dg.AssetIn(
             partition_mapping=dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name="brand"),

@@ -20,6 +20,7 @@ from creative_assets.partitions import brand_partitions
 from creative_assets.resources.settings_resource import SettingsResource
 from creative_assets.settings import Settings
 from creative_assets.tables.warehouse import read_table, write_part
+from creative_assets.version import ASSET_CODE_VERSIONS
 
 OWNERS = ["team:data-engineering"]
 
@@ -46,6 +47,7 @@ def _committed_ids(root: DataRoot, brand: str) -> list[str] | None:
     group_name="ingest",
     kinds={"python", "parquet"},
     owners=OWNERS,
+    code_version=ASSET_CODE_VERSIONS["creative_manifest"],
     io_manager_key="warehouse_io_manager",
     check_specs=[
         dg.AssetCheckSpec(
@@ -125,6 +127,7 @@ def creative_manifest(context: dg.AssetExecutionContext, settings: SettingsResou
     group_name="ingest",
     kinds={"opencv", "parquet"},
     owners=OWNERS,
+    code_version=ASSET_CODE_VERSIONS["video_frames"],
     io_manager_key="warehouse_io_manager",
     check_specs=[
         dg.AssetCheckSpec(

@@ -18,6 +18,7 @@ from creative_assets.resources.settings_resource import SettingsResource
 from creative_assets.resources.warehouse_io_manager import TableRef
 from creative_assets.tables.mmm import load_impressions
 from creative_assets.tables.warehouse import read_detections
+from creative_assets.version import ASSET_CODE_VERSIONS
 
 OWNERS = ["team:computer-vision"]
 GRID_ITEMS = 8
@@ -65,6 +66,7 @@ def _top_items_grid(root: DataRoot, queue: pd.DataFrame, detections: pd.DataFram
     group_name="labelling",
     kinds={"pandas", "parquet", "coco"},
     owners=OWNERS,
+    code_version=ASSET_CODE_VERSIONS["labelling_queue"],
     io_manager_key="warehouse_io_manager",
     ins={
         "detections": dg.AssetIn(partition_mapping=_BRAND),

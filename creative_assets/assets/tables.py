@@ -16,6 +16,7 @@ from creative_assets.tables.mmm import load_impressions, panel_grid, weekly_pane
 from creative_assets.tables.mmm import mmm_panel as mmm_panel_table
 from creative_assets.tables.schemas import check_schema, feature_schema
 from creative_assets.tables.warehouse import read_table
+from creative_assets.version import ASSET_CODE_VERSIONS
 
 OWNERS = ["team:marketing-science"]
 
@@ -32,6 +33,7 @@ def as_frame(root_dir, value) -> pd.DataFrame:
     group_name="tables",
     kinds={"pandas", "parquet"},
     owners=OWNERS,
+    code_version=ASSET_CODE_VERSIONS["creative_features"],
     io_manager_key="warehouse_io_manager",
     check_specs=[
         dg.AssetCheckSpec("features_schema", asset="creative_features", description="columns and dtypes"),
@@ -93,6 +95,7 @@ def _brand_impressions(
     group_name="tables",
     kinds={"pandas", "parquet"},
     owners=OWNERS,
+    code_version=ASSET_CODE_VERSIONS["mmm_features"],
     io_manager_key="warehouse_io_manager",
     output_required=False,
 )
@@ -144,6 +147,7 @@ def brand_schemas(folder: Path) -> dict[str, list[tuple[str, str]]]:
             is_required=False,
             kinds={"pandas", "parquet"},
             owners=OWNERS,
+            code_version=ASSET_CODE_VERSIONS["mmm_panel"],
             description="Wide weekly panel for an MMM: one row per week × brand, channel media, object shares.",
         ),
         "mmm_unmatched_creatives": dg.AssetOut(
@@ -151,6 +155,7 @@ def brand_schemas(folder: Path) -> dict[str, list[tuple[str, str]]]:
             is_required=False,
             kinds={"pandas", "parquet"},
             owners=OWNERS,
+            code_version=ASSET_CODE_VERSIONS["mmm_unmatched_creatives"],
             description="Creatives with impressions but no creative features: what to fix in the join.",
         ),
     },

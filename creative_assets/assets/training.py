@@ -17,6 +17,7 @@ from creative_assets.detection.grid_executors import run_grid
 from creative_assets.detection.haar import HAAR_CASCADES, haar_baseline
 from creative_assets.detection.registry import backend_by_name, backend_choice, resolve_device
 from creative_assets.detection.retention import folder_bytes, forget_pruned_winner, prune_losing_checkpoints
+from creative_assets.jobs import ACCELERATOR_TAG
 from creative_assets.layout import DataRoot
 from creative_assets.locks import partition_lock
 from creative_assets.partitions import brand_object_partitions, split_partition_key
@@ -24,7 +25,7 @@ from creative_assets.reporting.plots import confusion_matrices, heatmap_grid, ma
 from creative_assets.resources.model_store import LocalModelStore
 from creative_assets.resources.settings_resource import SettingsResource
 from creative_assets.settings import Settings
-from creative_assets.version import code_version
+from creative_assets.version import ASSET_CODE_VERSIONS, code_version
 
 OWNERS = ["team:computer-vision"]
 NO_MODEL = "no model"
@@ -104,8 +105,9 @@ def grid_plots(trials: pd.DataFrame, best: pd.Series, confidences: list[float], 
     group_name="training",
     kinds={"pytorch", "parquet"},
     owners=OWNERS,
+    code_version=ASSET_CODE_VERSIONS["grid_search"],
     io_manager_key="warehouse_io_manager",
-    op_tags={"creative_assets/accelerator": "1"},
+    op_tags={ACCELERATOR_TAG: "1"},
     check_specs=[
         dg.AssetCheckSpec("grid_complete", asset="grid_search", description="every grid trial has a row")
     ],
@@ -232,6 +234,7 @@ def chosen_frame(rows: list[dict]) -> pd.DataFrame:
     group_name="training",
     kinds={"pytorch", "parquet"},
     owners=OWNERS,
+    code_version=ASSET_CODE_VERSIONS["chosen_model"],
     io_manager_key="warehouse_io_manager",
     check_specs=[
         dg.AssetCheckSpec(

@@ -10,7 +10,7 @@ import pandas as pd
 from pydantic import Field
 
 from creative_assets.layout import DataRoot
-from creative_assets.partitions import split_partition_key
+from creative_assets.partition_keys import split_partition_key
 from creative_assets.settings import load_settings
 from creative_assets.tables.warehouse import read_table, write_part
 

@@ -1,0 +1,112 @@
+"""grid_search and chosen_model materialised on a two-by-two smoke grid from in-memory COCO datasets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from creative_assets.assets.datasets import coco_datasets
+from creative_assets.assets.training import NO_MODEL, chosen_model, grid_search
+from creative_assets_tests.support.asset_runs import (
+    BRAND,
+    Invocation,
+    ingest_in_memory,
+    invoke,
+    model_store,
+    pair_context,
+    smoke_settings,
+    tiny_data_root,
+)
+
+CONFIDENCES = (20, 40, 60, 80)  # the smoke profile's confidences, in percent
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_data_root(tmp_path_factory.mktemp("training") / "data")
+
+
+@pytest.fixture(scope="module")
+def datasets(root: Path) -> pd.DataFrame:
+    rows = ingest_in_memory(root)["labels"]
+    return invoke(
+        coco_datasets, pair_context(BRAND, "branding"), settings=smoke_settings(root), labels=rows
+    ).value
+
+
+@pytest.fixture(scope="module")
+def grid(root: Path, datasets: pd.DataFrame) -> Invocation:
+    return invoke(
+        grid_search, pair_context(BRAND, "branding"), settings=smoke_settings(root), coco_datasets=datasets
+    )
+
+
+def test_grid_search_has_a_row_per_trial_and_names_the_best_mean_accuracy(grid: Invocation) -> None:
+    trials = grid.value
+    assert sorted(zip(trials["max_iter"], trials["batch_size_per_image"], strict=True)) == [
+        (2, 16),
+        (2, 32),
+        (4, 16),
+        (4, 32),
+    ]
+    check = grid.checks["grid_complete"]
+    assert check.passed and check.metadata["expected"].value == 4
+    by_hand = trials[[f"accuracy_{p}" for p in CONFIDENCES]].mean(axis=1)
+    assert by_hand.to_numpy() == pytest.approx(trials["mean_accuracy"].to_numpy())
+    best = trials.set_index("trial").loc[grid.meta("best_trial")]
+    assert best["mean_accuracy"] == pytest.approx(by_hand.max())
+    assert grid.meta("best_mean_accuracy") == pytest.approx(by_hand.max())
+    for plot in ("accuracy_heatmaps", "best_confusion_matrices"):
+        assert grid.meta(plot).startswith("![") and "data:image/png;base64," in grid.meta(plot)
+
+
+def test_chosen_model_publishes_the_grids_best_trial(
+    root: Path, datasets: pd.DataFrame, grid: Invocation
+) -> None:
+    run = invoke(
+        chosen_model,
+        pair_context(BRAND, "branding"),
+        settings=smoke_settings(root),
+        model_store=model_store(root),
+        grid_search=grid.value,
+        coco_datasets=datasets,
+    )
+
+    (row,) = run.value.to_dict("records")
+    assert row["status"] == "model" and row["trial"] == grid.meta("best_trial") == run.meta("trial")
+    assert (root / row["checkpoint"]).is_file()
+    best = grid.value.set_index("trial").loc[row["trial"]]
+    assert run.meta("valid_accuracy_at_best_confidence") == max(best[f"accuracy_{p}"] for p in CONFIDENCES)
+    check = run.checks["beats_always_absent"]
+    accuracy, absent = check.metadata["accuracy"].value, check.metadata["always_absent"].value
+    assert check.passed == (accuracy > absent)
+    assert absent == pytest.approx(row["always_absent_accuracy"])
+    assert run.checks["beats_haar"].passed
+    assert run.checks["beats_haar"].metadata["haar"].value == "n/a (not face/smile)"
+
+
+def test_without_datasets_the_grid_and_the_model_are_no_model(root: Path, datasets: pd.DataFrame) -> None:
+    settings, key = smoke_settings(root), pair_context(BRAND, "face")
+    empty = datasets.iloc[0:0]
+
+    grid = invoke(grid_search, key, settings=settings, coco_datasets=empty)
+    chosen = invoke(
+        chosen_model,
+        pair_context(BRAND, "face"),
+        settings=settings,
+        model_store=model_store(root),
+        grid_search=grid.value,
+        coco_datasets=empty,
+    )
+
+    assert grid.value.empty and grid.meta("status") == NO_MODEL and grid.checks["grid_complete"].passed
+    (row,) = chosen.value.to_dict("records")
+    assert (row["brand"], row["object"], row["status"]) == (BRAND, "face", NO_MODEL)
+    assert pd.isna(row["checkpoint"])
+    assert {name: c.passed for name, c in chosen.checks.items()} == {
+        "beats_always_absent": True,
+        "beats_haar": True,
+    }
+    assert not (root / "models" / BRAND / "face").exists()
