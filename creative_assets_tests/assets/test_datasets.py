@@ -105,6 +105,7 @@ def test_a_pair_without_labels_materialises_as_no_labels(
         "images",
         "positive_images",
         "annotations",
+        "by_category",
         "fingerprint",
     ]
     assert (run.meta("status"), run.meta("reason")) == ("no labels", "no labels")

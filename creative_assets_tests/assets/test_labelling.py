@@ -258,10 +258,8 @@ def test_round_trip_queue_export_reimport_retrain(
     assert datasets["fingerprint"].iloc[0] != fingerprint_before
     in_splits = {
         im["file_name"]
-        for split in ("train", "valid", "test")
-        for im in json.loads(
-            (root.warehouse("coco_datasets", "acme", "branding") / f"{split}.json").read_text()
-        )["images"]
+        for json_path in datasets["json_path"]
+        for im in json.loads((root.root / str(json_path)).read_text())["images"]
     }
     assert set(queue["image_path"]) <= in_splits
     chosen = read_table(root.warehouse("chosen_model", "acme", "branding")).iloc[0]
