@@ -1,7 +1,5 @@
 """Detection: per-class thresholds per brand × object, then every creative through every chosen model."""
 
-import json
-
 import dagster as dg
 import pandas as pd
 
@@ -15,6 +13,7 @@ from creative_assets.detection.batch_detect import (
     run_detection,
     work_items,
 )
+from creative_assets.detection.brand_models import brand_models
 from creative_assets.detection.evaluation import load_ground_truth
 from creative_assets.detection.registry import backend_by_name
 from creative_assets.detection.split_inference import predict_split
@@ -42,11 +41,9 @@ THRESHOLD_COLUMNS = [
 ]  # fmt: skip
 
 
-def load_detector(cfg: Settings, root: DataRoot, chosen_row: pd.Series):
-    """Load the chosen model of one chosen_model row with the backend that trained it."""
-    return backend_by_name(str(chosen_row["backend"]), cfg.train).load(
-        root.root / str(chosen_row["checkpoint"])
-    )
+def load_detector(cfg: Settings, root: DataRoot, backend: str, checkpoint: str):
+    """Load a chosen model's checkpoint (relative to the data root) with the backend that trained it."""
+    return backend_by_name(backend, cfg.train).load(root.root / checkpoint)
 
 
 def _empty_thresholds() -> pd.DataFrame:
@@ -80,7 +77,7 @@ def optimal_thresholds(
     row = chosen_model.iloc[0]
     if row["status"] != "model":
         return dg.Output(_empty_thresholds(), metadata={"status": NO_MODEL})
-    detector = load_detector(cfg, root, row)
+    detector = load_detector(cfg, root, str(row["backend"]), str(row["checkpoint"]))
     splits = {s: split_of(root.root, coco_datasets, s) for s in ("valid", "test")}
     gts = {s: load_ground_truth(sp.json_path) for s, sp in splits.items()}
     floor = min(cfg.thresholds.start, cfg.detection.score_floor)
@@ -124,57 +121,24 @@ def _brand_inputs(values: dict[str, pd.DataFrame] | pd.DataFrame) -> list[pd.Dat
     return [values[k] for k in sorted(values)]
 
 
-def _thresholds_by_model(thresholds: list[pd.DataFrame]) -> dict[tuple[str, str], dict[str, float]]:
-    by_model: dict[tuple[str, str], dict[str, float]] = {}
-    for t in thresholds:
-        for r in t.itertuples():
-            by_model.setdefault((r.object, r.model_id), {})[r.class_name] = float(r.threshold)
-    return by_model
-
-
 def loaded_models(cfg: Settings, root: DataRoot, chosen: list[pd.DataFrame], thresholds: list[pd.DataFrame]):
     """Every chosen model of the brand, loaded once, with its per-class thresholds."""
-    by_object = _thresholds_by_model(thresholds)
-    models = []
-    for df in chosen:
-        row = df.iloc[0]
-        if row["status"] != "model":
-            continue
-        classes = json.loads(str(row["classes"]))
-        th = by_object.get((row["object"], row["model_id"]))
-        if th is None:
-            # thresholds not materialised for this model version: fall back to the lowest swept value
-            th = dict.fromkeys(classes, cfg.thresholds.start)
-        models.append(
-            LoadedModel(
-                object_name=str(row["object"]),
-                model_id=str(row["model_id"]),
-                detector=load_detector(cfg, root, row),
-                thresholds=th,
-            )
+    return [
+        LoadedModel(
+            m.object_name, m.model_id, load_detector(cfg, root, m.backend, m.checkpoint), m.thresholds
         )
-    return models
+        for m in brand_models(chosen, thresholds, cfg.thresholds.start)
+    ]
 
 
 def model_specs(cfg: Settings, chosen: list[pd.DataFrame], thresholds: list[pd.DataFrame]):
     """The brand's chosen models as picklable specs for Ray actors, which load them themselves."""
     from creative_assets.execution.ray_detect import ModelSpec
 
-    by_object = _thresholds_by_model(thresholds)
-    specs = []
-    for df in chosen:
-        row = df.iloc[0]
-        if row["status"] != "model":
-            continue
-        classes = json.loads(str(row["classes"]))
-        th = by_object.get((row["object"], row["model_id"])) or dict.fromkeys(classes, cfg.thresholds.start)
-        specs.append(
-            ModelSpec(
-                str(row["object"]), str(row["model_id"]), str(row["backend"]), str(row["checkpoint"]), th,
-                tuple(classes),
-            )
-        )  # fmt: skip
-    return specs
+    return [
+        ModelSpec(m.object_name, m.model_id, m.backend, m.checkpoint, m.thresholds, m.classes)
+        for m in brand_models(chosen, thresholds, cfg.thresholds.start)
+    ]
 
 
 def _overlay_samples(root: DataRoot, detections: pd.DataFrame, max_megapixels: float, limit: int = 3) -> str:
