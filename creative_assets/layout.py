@@ -107,6 +107,13 @@ class DataRoot:
         except ValueError:
             raise PathEscapeError(f"{path} is outside the data root {self.root}") from None
 
+    def display(self, path: Path) -> str:
+        """How tables name a file: relative to the root when inside it, else its absolute posix path."""
+        try:
+            return self.relative(path)
+        except PathEscapeError:
+            return Path(path).resolve().as_posix()
+
     def resolve_inside(self, relative: str) -> Path:
         """The absolute path of `relative` (posix, under the root); PathEscapeError if it escapes."""
         candidate = (self.root / relative).resolve()

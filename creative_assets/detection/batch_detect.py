@@ -54,7 +54,7 @@ from creative_assets.atomic import atomic_write_parquet, remove_stale_temporarie
 from creative_assets.detection.backend import Detector, Predictions
 from creative_assets.detection.failure_policy import DEFAULT_MAX_RETRIES, check_retries, reason_of
 from creative_assets.detection.image_loader import DecodedImage, ImageFiles, image_chunks
-from creative_assets.layout import DataRoot, PathEscapeError
+from creative_assets.layout import DataRoot
 from creative_assets.media.decode import DEFAULT_MAX_MEGAPIXELS
 from creative_assets.settings import validate_brand
 from creative_assets.tables.schemas import DETECTION_ERRORS, DETECTIONS
@@ -419,13 +419,9 @@ def commit_failed_batch(
     """Save a batch that failed after its retries as its errors part only (no detections part, so the next
     run tries it again); one row naming the batch, its creatives and the reason."""
     first, last = batch.creative_ids[0], batch.creative_ids[-1]
-    try:
-        file = root.relative(part_path(out_dir, batch.key))
-    except PathEscapeError:
-        file = Path(part_path(out_dir, batch.key)).resolve().as_posix()
     row = {
         "brand": brand,
-        "file": file,
+        "file": root.display(part_path(out_dir, batch.key)),
         "record": batch.key,
         "stage": BATCH_FAILURE_STAGE,
         "reason": f"batch of {batch.images} images ({first} … {last}) failed: {reason}",

@@ -56,7 +56,7 @@ from creative_assets.detection.evaluation import (
 )
 from creative_assets.detection.failure_policy import grid_error_frame
 from creative_assets.detection.split_inference import predict_split
-from creative_assets.layout import DataRoot, PathEscapeError
+from creative_assets.layout import DataRoot
 from creative_assets.settings import Settings
 
 RESULT_FILE = "result.json"
@@ -147,13 +147,6 @@ def trial_fingerprint(
         "valid_json": valid_sha256,
     }
     return hashlib.sha256(json.dumps(what, sort_keys=True).encode("utf-8")).hexdigest()
-
-
-def _display_path(path: Path, settings: Settings) -> str:
-    try:
-        return DataRoot(settings.data_root).relative(path)
-    except PathEscapeError:
-        return Path(path).resolve().as_posix()
 
 
 def _remap(
@@ -307,7 +300,7 @@ def finish_trial(
         "shared_run": shared_run_name(p, settings, backend),
         "train_seconds": float(run.result.seconds[p.max_iter]),
         **summary,
-        "checkpoint": _display_path(checkpoint, settings),
+        "checkpoint": DataRoot(settings.data_root).display(checkpoint),
     }
     result = {
         "format": RESULT_FORMAT,

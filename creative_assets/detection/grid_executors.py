@@ -153,15 +153,19 @@ def run_sequentially(
     job: GridJob,
     runs: list[list[TrialParams]],
     max_retries: int,
-    progress: UnitProgressFn,
+    progress: Callable[[int, int, dict[str, float]], None],
     say: LogFn,
 ) -> list[dict[str, str]]:
-    """Map `train_run` over `runs` in this process; error rows of the runs that failed every attempt."""
+    """Map `train_run` over `runs` in this process; error rows of the runs that failed every attempt.
+
+    `progress(index, done, info)` reports run `index`'s iterations in its current attempt, as
+    `run_in_processes` does.
+    """
     errors: list[dict[str, str]] = []
-    for planned in runs:
+    for index, planned in enumerate(runs):
         for attempt in range(1, max_retries + 2):
             try:
-                train_run(backend, job, planned, progress, say)
+                train_run(backend, job, planned, lambda done, info, i=index: progress(i, done, info), say)
                 break
             except Exception as err:  # the policy: retry, then an error row; the other runs go on
                 reason = reason_of(err)
@@ -302,9 +306,5 @@ def run_grid(
         say(f"{len(runs)} training runs, {min(workers, len(runs))} at a time in worker processes")
         errors = run_in_processes(backend, job, runs, workers, max_retries, report, say)
     else:
-        errors = []
-        for index, planned in enumerate(runs):
-            errors += run_sequentially(
-                backend, job, [planned], max_retries, lambda d, info, i=index: report(i, d, info), say
-            )
+        errors = run_sequentially(backend, job, runs, max_retries, report, say)
     return assemble_grid(job, plan.params, errors)
