@@ -31,7 +31,6 @@ detectron2 is not on the package index; this package is imported only where `imp
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
 from detectron2.data import build_detection_test_loader
@@ -39,7 +38,7 @@ from detectron2.evaluation import inference_on_dataset
 from detectron2.modeling import build_model
 
 from creative_assets.detection.architectures import WeightsUnavailableError, load_initial_weights
-from creative_assets.detection.backend import CocoSplit, ProgressFn, TrainResult, TrialParams
+from creative_assets.detection.backend import CocoSplit, DetectorBackend, TrainJob, TrainResult
 from creative_assets.detection.checkpoint import (
     CheckpointError,
     checkpoint_meta,
@@ -64,7 +63,6 @@ from creative_assets.detection.detectron2_backend.engine import (
 )
 from creative_assets.detection.detectron2_backend.predictor import Detectron2Detector, default_predictor_loop
 from creative_assets.detection.runtime import resolve_device, seed_everything, training_loader_workers
-from creative_assets.settings import TrainSettings
 
 __all__ = [
     "ARCHITECTURE_CONFIGS", "ARCHITECTURE_OVERRIDES", "CHECKPOINT_FORMAT", "CheckpointError",
@@ -74,7 +72,7 @@ __all__ = [
 ]  # fmt: skip
 
 
-class Detectron2Backend:
+class Detectron2Backend(DetectorBackend):
     """Trains and loads detectron2 Faster R-CNN detectors (see module docstring)."""
 
     name = "detectron2"
@@ -85,21 +83,16 @@ class Detectron2Backend:
         self.device = device
         self.loader_workers = loader_workers
 
-    def train(
-        self,
-        train: CocoSplit,
-        classes: list[str],
-        params: TrialParams,
-        settings: TrainSettings,
-        out_dir: Path,
-        snapshot_iters: Sequence[int] = (),
-        progress: ProgressFn | None = None,
-    ) -> TrainResult:
-        """Train to `params.max_iter`, saving `model_<iter>.pth` at each of `snapshot_iters` and at the end."""
-        if not classes:
-            raise ValueError("at least one class is needed to train a detector")
-        out_dir = Path(out_dir)
-        device = resolve_device(self.device if self.device not in (None, "auto") else settings.device)
+    def fit(self, job: TrainJob) -> TrainResult:
+        """Train to `params.max_iter` with detectron2's trainer (see `DetectorBackend.train`)."""
+        train, classes, params, settings, device = (
+            job.split,
+            job.classes,
+            job.params,
+            job.settings,
+            job.device,
+        )
+        out_dir, snaps, progress = job.out_dir, list(job.snapshots), job.progress
         cfg = build_config(
             settings, classes, params, out_dir, device, training_loader_workers(device, self.loader_workers)
         )
@@ -120,7 +113,6 @@ class Detectron2Backend:
         out_dir.mkdir(parents=True, exist_ok=True)
         cfg.freeze()
 
-        snaps = sorted({int(k) for k in snapshot_iters if 0 < int(k) < params.max_iter} | {params.max_iter})
         seed_everything(settings.seed)
         trainer = CreativeAssetsTrainer(cfg)
         trainer.resume_or_load(resume=False)  # loads MODEL.WEIGHTS (coco / imagenet / .pkl), if any
