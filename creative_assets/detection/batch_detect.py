@@ -22,7 +22,7 @@ import pandas as pd
 
 from creative_assets.detection.batch_parts import commit_batch, commit_failed_batch, error_frame
 from creative_assets.detection.batch_rows import BatchRows, LoadedModel, detect_chunk
-from creative_assets.detection.batch_runs import DetectionRun, open_run
+from creative_assets.detection.batch_runs import DetectionRun, check_run_arguments, open_run
 from creative_assets.detection.failure_policy import DEFAULT_MAX_RETRIES, reason_of
 from creative_assets.detection.image_loader import ImageFiles, image_chunks
 from creative_assets.layout import DataRoot
@@ -53,19 +53,10 @@ def run_detection(
     kept (see "Stale parts and absence" in `batch_parts`).
     """
     started = time.perf_counter()
+    check_run_arguments(brand, images_per_forward, max_retries)
+    described = [m.describe() for m in models]
     run = open_run(
-        brand,
-        items,
-        [m.describe() for m in models],
-        out_dir,
-        errors_dir,
-        batch_size=batch_size,
-        images_per_forward=images_per_forward,
-        score_floor=score_floor,
-        max_retries=max_retries,
-        removed=removed,
-        log=log,
-        progress=progress,
+        brand, items, described, out_dir, errors_dir, batch_size, score_floor, removed, log, progress
     )
     plan = run.plan
     if plan.pending:

@@ -223,17 +223,13 @@ def open_run(
     models: Sequence[ModelDescriptor],
     out_dir: Path,
     errors_dir: Path | None,
-    *,
     batch_size: int,
-    images_per_forward: int,
     score_floor: float,
-    max_retries: int,
     removed: Collection[str] | None,
     log: Callable[[str], None] | None,
     progress: Callable[[int, int], None] | None,
 ) -> RunLog:
-    """Check the arguments and models, plan the batches still to run, and log the plan."""
-    check_run_arguments(brand, images_per_forward, max_retries)
+    """Check the models, plan the batches still to run, and log the plan (after `check_run_arguments`)."""
     check_models(models)
     plan = plan_run(
         brand, items, out_dir, errors_dir, batch_size, model_fingerprint(models, score_floor), removed

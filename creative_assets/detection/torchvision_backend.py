@@ -29,6 +29,7 @@ from creative_assets.detection.checkpoint import (
     checkpoint_name,
     read_checkpoint,
     read_initial_weights,
+    training_meta,
     write_checkpoint,
 )
 from creative_assets.detection.coco_data import (
@@ -119,14 +120,9 @@ class TorchvisionBackend(DetectorBackend):
             return self._train(job)
 
     def _train(self, job: TrainJob) -> TrainResult:
-        train, classes, params, settings, device = (
-            job.split,
-            job.classes,
-            job.params,
-            job.settings,
-            job.device,
-        )
-        out_dir, snaps, progress, max_iter = job.out_dir, job.snapshots, job.progress, job.params.max_iter
+        train, classes, params, settings = job.split, job.classes, job.params, job.settings
+        device, out_dir, progress = job.device, job.out_dir, job.progress
+        snaps, max_iter = job.snapshots, params.max_iter
 
         seed_everything(settings.seed)
         if settings.weights in PRETRAINED_CHOICES:
@@ -154,15 +150,7 @@ class TorchvisionBackend(DetectorBackend):
         use_amp = settings.amp and device == "cuda"
         scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
 
-        meta = {
-            "format": CHECKPOINT_FORMAT,
-            "backend": self.name,
-            "architecture": settings.architecture,
-            "classes": list(classes),
-            "train_settings": settings.model_dump(mode="json"),
-            "weights": note,
-            "device": device,
-        }
+        meta = training_meta(CHECKPOINT_FORMAT, self.name, settings, classes, note, device)
         checkpoints: dict[int, Path] = {}
         seconds: dict[int, float] = {}
         losses: list[float] = []

@@ -289,19 +289,9 @@ def run_detection_ray(
         # a checkpoint outside the data root fails here, before any actor starts
         checkpoint_path(root, spec.checkpoint)
     train = train_settings or TrainSettings()
+    described = [describe(root, s, train) for s in specs]
     run = open_run(
-        brand,
-        items,
-        [describe(root, s, train) for s in specs],
-        out_dir,
-        errors_dir,
-        batch_size=batch_size,
-        images_per_forward=images_per_forward,
-        score_floor=score_floor,
-        max_retries=max_retries,
-        removed=removed,
-        log=log,
-        progress=progress,
+        brand, items, described, out_dir, errors_dir, batch_size, score_floor, removed, log, progress
     )
     plan = run.plan
     if plan.pending:

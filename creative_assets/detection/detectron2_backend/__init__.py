@@ -44,6 +44,7 @@ from creative_assets.detection.checkpoint import (
     checkpoint_meta,
     read_checkpoint,
     read_initial_weights,
+    training_meta,
 )
 from creative_assets.detection.detectron2_backend.config import (
     ARCHITECTURE_CONFIGS,
@@ -85,14 +86,9 @@ class Detectron2Backend(DetectorBackend):
 
     def fit(self, job: TrainJob) -> TrainResult:
         """Train to `params.max_iter` with detectron2's trainer (see `DetectorBackend.train`)."""
-        train, classes, params, settings, device = (
-            job.split,
-            job.classes,
-            job.params,
-            job.settings,
-            job.device,
-        )
-        out_dir, snaps, progress = job.out_dir, list(job.snapshots), job.progress
+        train, classes, params, settings = job.split, job.classes, job.params, job.settings
+        device, out_dir, progress = job.device, job.out_dir, job.progress
+        snaps = list(job.snapshots)
         cfg = build_config(
             settings, classes, params, out_dir, device, training_loader_workers(device, self.loader_workers)
         )
@@ -120,16 +116,8 @@ class Detectron2Backend(DetectorBackend):
         if local is not None:
             counts = load_initial_weights(trainer.model, local["state_dict"])
             note = f"{settings.weights} ({counts['loaded']} tensors loaded, {counts['skipped']} initialised)"
-        meta = {
-            "format": CHECKPOINT_FORMAT,
-            "backend": self.name,
-            "architecture": settings.architecture,
-            "classes": list(classes),
-            "train_settings": settings.model_dump(mode="json"),
-            "weights": note,
-            "device": device,
-            "cfg": cfg.dump(),
-        }
+        meta = training_meta(CHECKPOINT_FORMAT, self.name, settings, classes, note, device)
+        meta["cfg"] = cfg.dump()
         hook = SnapshotHook(snaps, out_dir, meta, params.batch_size_per_image, progress)
         trainer.register_hooks([hook])
         trainer.train()
