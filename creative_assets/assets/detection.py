@@ -5,7 +5,7 @@ import pandas as pd
 
 from creative_assets.assets.metadata import error_metadata, preview
 from creative_assets.assets.progress import stage_progress
-from creative_assets.assets.training import NO_MODEL, split_of
+from creative_assets.assets.training import split_of
 from creative_assets.detection.batch_detect import run_detection
 from creative_assets.detection.batch_parts import BATCH_FAILURE_STAGE, errors_folder
 from creative_assets.detection.batch_rows import LoadedModel
@@ -13,6 +13,7 @@ from creative_assets.detection.batches import work_items
 from creative_assets.detection.brand_models import brand_models
 from creative_assets.detection.evaluation import load_ground_truth
 from creative_assets.detection.registry import backend_by_name
+from creative_assets.detection.selection import NO_MODEL
 from creative_assets.detection.split_inference import predict_split
 from creative_assets.detection.thresholds import optimal_thresholds as compute_optimal_thresholds
 from creative_assets.jobs import ACCELERATOR_TAG
