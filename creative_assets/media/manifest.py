@@ -18,7 +18,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import pandas as pd
 
 from creative_assets.checksums import sha256_file  # noqa: F401  (part of this module's API)
@@ -263,6 +262,8 @@ def _probe_image(path: Path, max_megapixels: float) -> tuple[dict, str | None]:
 
 def _probe_video(path: Path, max_megapixels: float) -> tuple[dict, str | None]:
     """Size, frame rate and container frame count of a video whose first frame decodes within the budget."""
+    import cv2
+
     capture = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
     try:
         if not capture.isOpened():
