@@ -222,6 +222,11 @@ class MediaSettings(_Strict):
         description="pixel budget per image (width × height / 1e6); larger JPEGs are decoded reduced, other "
         "formats become errors rows",
     )
+    rehash_all: bool = Field(
+        False,
+        description="decode and hash every creative again; otherwise a file whose size, mtime and inode are "
+        "unchanged keeps its row from the last manifest",
+    )
 
 
 class RemovalSettings(_Strict):

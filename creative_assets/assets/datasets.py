@@ -2,7 +2,6 @@
 
 import json
 
-import cv2
 import dagster as dg
 import numpy as np
 import pandas as pd
@@ -71,6 +70,8 @@ def labels(
 
 def _sample_grid(root: DataRoot, json_path: str, limit: int = 8) -> str | None:
     """Up to `limit` training images with their boxes drawn, as markdown for the UI."""
+    import cv2
+
     coco = json.loads((root.root / json_path).read_text(encoding="utf-8"))
     by_image: dict[int, list] = {}
     for ann in coco["annotations"]:

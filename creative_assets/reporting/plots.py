@@ -14,7 +14,6 @@ import math
 import zlib
 from collections.abc import Mapping, Sequence
 
-import cv2
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
@@ -67,6 +66,8 @@ def _figure_png(fig: Figure) -> bytes:
 
 
 def _encode_png(image_bgr: np.ndarray) -> bytes:
+    import cv2
+
     ok, buf = cv2.imencode(".png", image_bgr, [cv2.IMWRITE_PNG_COMPRESSION, 9])
     if not ok:
         raise ValueError("OpenCV could not encode the image as PNG")
@@ -245,6 +246,8 @@ def threshold_curve(sweep: pd.DataFrame, chosen: float, title: str = "threshold 
 
 
 def _as_bgr(image: np.ndarray) -> np.ndarray:
+    import cv2
+
     image = np.asarray(image)
     if image.dtype != np.uint8:
         raise ValueError(f"expected a uint8 image, got {image.dtype}")
@@ -258,6 +261,8 @@ def _as_bgr(image: np.ndarray) -> np.ndarray:
 
 
 def _fit(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+    import cv2
+
     scale = min(1.0, max_side / max(image.shape[:2]))
     if scale < 1.0:
         image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
@@ -277,6 +282,8 @@ def detections_overlay(
     max_side: int = 400,
 ) -> bytes:
     """A creative with its detections drawn (box, label, score), shrunk to `max_side`, as PNG."""
+    import cv2
+
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     scores = np.asarray(scores, dtype=np.float64).ravel()
     if not (len(boxes) == len(labels) == len(scores)):
@@ -302,6 +309,8 @@ def image_grid(
     images: Sequence[np.ndarray], captions: Sequence[str], ncols: int = 4, thumb_side: int = 200
 ) -> bytes:
     """Thumbnails (BGR, as OpenCV reads them) in a grid with a caption under each."""
+    import cv2
+
     if len(images) != len(captions):
         raise ValueError(f"{len(images)} images but {len(captions)} captions")
     if not images:
