@@ -7,7 +7,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from creative_assets.assets.metadata import error_metadata, preview, write_errors
+from creative_assets.assets.metadata import error_metadata, preview, table_version, write_errors
 from creative_assets.labels.coco_splits import build_coco_datasets
 from creative_assets.labels.detectron2_catalog import detectron2_available, register_splits
 from creative_assets.labels.resolve import ANNOTATION_COLUMNS, LABEL_IMAGE_COLUMNS, build_label_set
@@ -68,6 +68,7 @@ def split_label_rows(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     owners=OWNERS,
     code_version=ASSET_CODE_VERSIONS["labels"],
     io_manager_key="warehouse_io_manager",
+    deps=["raw_labels"],
     check_specs=[
         dg.AssetCheckSpec("labels_valid", asset="labels", description="every label record imported")
     ],
@@ -88,6 +89,7 @@ def labels(
     per_category = label_set.annotations["category"].value_counts().to_dict()
     yield dg.Output(
         rows,
+        data_version=table_version(rows),
         metadata={
             "labelled_images": len(label_set.images),
             "boxes": len(label_set.annotations),

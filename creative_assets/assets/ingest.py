@@ -3,7 +3,7 @@
 import dagster as dg
 import pandas as pd
 
-from creative_assets.assets.metadata import error_metadata, preview, write_errors
+from creative_assets.assets.metadata import error_metadata, preview, table_version, write_errors
 from creative_assets.assets.progress import stage_progress
 from creative_assets.layout import DataRoot
 from creative_assets.locks import partition_lock
@@ -49,6 +49,7 @@ def _committed_ids(root: DataRoot, brand: str) -> list[str] | None:
     owners=OWNERS,
     code_version=ASSET_CODE_VERSIONS["creative_manifest"],
     io_manager_key="warehouse_io_manager",
+    deps=["raw_creatives"],
     check_specs=[
         dg.AssetCheckSpec(
             "no_unconfirmed_removals",
@@ -89,6 +90,7 @@ def creative_manifest(context: dg.AssetExecutionContext, settings: SettingsResou
     counts = manifest["media_type"].value_counts().to_dict() if len(manifest) else {}
     yield dg.Output(
         manifest,
+        data_version=table_version(manifest),
         metadata={
             "profile": cfg.profile,
             "creatives": len(manifest),
@@ -156,6 +158,7 @@ def video_frames(
     fps = result.frames_written / result.seconds if result.seconds > 0 else 0.0
     yield dg.Output(
         result.frames,
+        data_version=table_version(result.frames),
         metadata={
             "stride": cfg.frame_stride,
             "frames": len(result.frames),
