@@ -12,7 +12,9 @@ from creative_assets.media.manifest import scan_creatives
 from creative_assets.media.removals import (
     CONFIRM_REMOVAL_TAG,
     REMOVALS_ASSET,
+    confirmed_removals,
     judge_removals,
+    prune_removed_frames,
     removals_table,
     unseen_ids,
 )
@@ -154,6 +156,10 @@ def video_frames(
             jpeg_quality=cfg.jpeg_quality,
             progress=stage_progress(context, f"{brand}: frames", "videos"),
         )
+        removed = confirmed_removals(read_table(root.warehouse(REMOVALS_ASSET, brand)))
+        pruned = prune_removed_frames(root.frames(brand), removed, set(creative_manifest["creative_id"]))
+    if pruned:
+        context.log.info(f"{brand}: deleted the frames of {len(pruned)} removed videos")
     errors_path = write_errors(root, "video_frames_errors", brand, result.errors)
     fps = result.frames_written / result.seconds if result.seconds > 0 else 0.0
     yield dg.Output(
@@ -164,6 +170,7 @@ def video_frames(
             "frames": len(result.frames),
             "videos_extracted": result.videos_extracted,
             "videos_skipped_unchanged": result.videos_skipped,
+            "removed_videos_pruned": len(pruned),
             "frames_written": result.frames_written,
             "frames_written_per_s": round(fps, 1),
             "preview": preview(result.frames),
