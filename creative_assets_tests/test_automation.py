@@ -168,3 +168,20 @@ def test_with_training_automation_labels_reread_unchanged_retrain_nothing(tmp_pa
 def test_without_training_automation_new_label_content_retrains_nothing(graph: Graph):
     _labels_rematerialised(graph, "labels-v2")
     assert not set(graph.tick()) & PAIR_ASSETS
+
+
+def test_observing_the_raw_sources_gives_the_versions_the_sensor_records(graph: Graph):
+    # `observe` is what "Observe" in the UI runs (no public import in Dagster 1.13)
+    from dagster._core.definitions.observe import observe
+
+    from creative_assets.assets.raw import RAW_ASSETS
+    from creative_assets.sensors import DATA_VERSION_TAG, current_raw_versions
+    from creative_assets_tests.support.asset_runs import smoke_settings
+
+    result = observe(RAW_ASSETS, instance=graph.instance, resources={"settings": smoke_settings(graph.root)})
+    observed = {
+        (o.asset_key.to_user_string(), o.partition): o.tags[DATA_VERSION_TAG]
+        for o in (e.asset_observation_data.asset_observation for e in result.get_asset_observation_events())
+    }
+    assert observed == current_raw_versions(DataRoot(graph.root), [BRAND])
+    assert graph.record_raw_changes() == 0  # the same versions: nothing new for the sensor
