@@ -16,7 +16,7 @@ The conditions are attached in `definitions.py`, where settings are read; this m
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 
 import dagster as dg
 
@@ -90,14 +90,3 @@ def automation_sensor(minimum_interval_seconds: int = 30) -> dg.AutomationCondit
         description="Reruns ingestion, detection and the tables when raw files change; training only "
         "with automation.train on.",
     )
-
-
-def automated_keys(defs_assets: Sequence[dg.AssetsDefinition | dg.SourceAsset]) -> set[str]:
-    """Names of the assets among `defs_assets` that carry an automation condition."""
-    return {
-        key.to_user_string()
-        for a in defs_assets
-        if isinstance(a, dg.AssetsDefinition)
-        for key, condition in a.automation_conditions_by_key.items()
-        if condition is not None
-    }
