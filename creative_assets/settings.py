@@ -263,6 +263,16 @@ class LabellingSettings(_Strict):
         return v
 
 
+class AutomationSettings(_Strict):
+    """What declarative automation may start by itself (read when the code location loads)."""
+
+    train: bool = Field(
+        False,
+        description="let automation rebuild coco_datasets, grid_search, chosen_model and optimal_thresholds "
+        "when their upstream changes; off: training runs only when launched, and shows as stale meanwhile",
+    )
+
+
 class Settings(_Strict):
     """Everything the pipeline needs, validated once."""
 
@@ -282,6 +292,7 @@ class Settings(_Strict):
     removal: RemovalSettings = Field(default_factory=RemovalSettings)
     week_start: Literal["monday", "sunday"] = Field("monday", description="first day of an MMM panel week")
     labelling: LabellingSettings = Field(default_factory=LabellingSettings)
+    automation: AutomationSettings = Field(default_factory=AutomationSettings)
 
     @field_validator("objects")
     @classmethod

@@ -3,7 +3,7 @@
 import dagster as dg
 import pandas as pd
 
-from creative_assets.assets.metadata import error_metadata, preview, write_errors
+from creative_assets.assets.metadata import error_metadata, preview, table_version, write_errors
 from creative_assets.assets.progress import stage_progress
 from creative_assets.layout import DataRoot
 from creative_assets.locks import partition_lock
@@ -12,7 +12,9 @@ from creative_assets.media.manifest import scan_creatives
 from creative_assets.media.removals import (
     CONFIRM_REMOVAL_TAG,
     REMOVALS_ASSET,
+    confirmed_removals,
     judge_removals,
+    prune_removed_frames,
     removals_table,
     unseen_ids,
 )
@@ -49,6 +51,7 @@ def _committed_manifest(root: DataRoot, brand: str) -> pd.DataFrame | None:
     owners=OWNERS,
     code_version=ASSET_CODE_VERSIONS["creative_manifest"],
     io_manager_key="warehouse_io_manager",
+    deps=["raw_creatives"],
     check_specs=[
         dg.AssetCheckSpec(
             "no_unconfirmed_removals",
@@ -91,6 +94,7 @@ def creative_manifest(context: dg.AssetExecutionContext, settings: SettingsResou
     counts = manifest["media_type"].value_counts().to_dict() if len(manifest) else {}
     yield dg.Output(
         manifest,
+        data_version=table_version(manifest),
         metadata={
             "profile": cfg.profile,
             "creatives": len(manifest),
@@ -154,15 +158,21 @@ def video_frames(
             jpeg_quality=cfg.jpeg_quality,
             progress=stage_progress(context, f"{brand}: frames", "videos"),
         )
+        removed = confirmed_removals(read_table(root.warehouse(REMOVALS_ASSET, brand)))
+        pruned = prune_removed_frames(root.frames(brand), removed, set(creative_manifest["creative_id"]))
+    if pruned:
+        context.log.info(f"{brand}: deleted the frames of {len(pruned)} removed videos")
     errors_path = write_errors(root, "video_frames_errors", brand, result.errors)
     fps = result.frames_written / result.seconds if result.seconds > 0 else 0.0
     yield dg.Output(
         result.frames,
+        data_version=table_version(result.frames),
         metadata={
             "stride": cfg.frame_stride,
             "frames": len(result.frames),
             "videos_extracted": result.videos_extracted,
             "videos_skipped_unchanged": result.videos_skipped,
+            "removed_videos_pruned": len(pruned),
             "frames_written": result.frames_written,
             "frames_written_per_s": round(fps, 1),
             "preview": preview(result.frames),

@@ -98,6 +98,7 @@ def _brand_impressions(
     owners=OWNERS,
     code_version=ASSET_CODE_VERSIONS["mmm_features"],
     io_manager_key="warehouse_io_manager",
+    deps=["raw_impressions"],
     output_required=False,
 )
 def mmm_features(
@@ -142,6 +143,7 @@ def brand_schemas(folder: Path) -> dict[str, list[tuple[str, str]]]:
 @dg.multi_asset(
     partitions_def=brand_partitions,
     group_name="tables",
+    deps=["raw_impressions"],
     outs={
         "mmm_panel": dg.AssetOut(
             io_manager_key="warehouse_io_manager",

@@ -44,14 +44,17 @@ def split_of(root_dir: Path, datasets: pd.DataFrame, split: str) -> CocoSplit:
 
 
 def grid_plots(trials: pd.DataFrame, best: pd.Series, confidences: list[float], title: str) -> dict:
-    """Heat maps of the grid (one per confidence) and the best trial's confusion matrices, for the UI."""
+    """Heat maps of the grid (one per confidence) with the best trial's cell outlined, and the best trial's
+    confusion matrices, for the UI."""
+    cell = (int(best["max_iter"]), int(best["batch_size_per_image"]))
     return {
         "accuracy_heatmaps": dg.MetadataValue.md(
             markdown_image(
-                heatmap_grid(long_accuracy(trials, confidences), confidences),
+                heatmap_grid(long_accuracy(trials, confidences), confidences, marked=cell),
                 "valid accuracy by MAX_ITER × BATCH_SIZE_PER_IMAGE",
             )
         ),
+        "heatmap_marked_cell": f"MAX_ITER={cell[0]} BATCH_SIZE_PER_IMAGE={cell[1]} ({best['trial']})",
         "best_confusion_matrices": dg.MetadataValue.md(
             markdown_image(
                 confusion_matrices(confusions_of(best, confidences), f"{title} {best['trial']}"),

@@ -98,7 +98,29 @@ def _grid_pivot(trials: pd.DataFrame, confidence: float, value: str) -> pd.DataF
     return pivot.sort_index().sort_index(axis=1).astype("float64")
 
 
-def _draw_heatmap(ax: Axes, pivot: pd.DataFrame, title: str, vmin: float, vmax: float) -> AxesImage:
+def marked_position(pivot: pd.DataFrame, marked: tuple[int, int] | None) -> tuple[int, int] | None:
+    """(row, column) of the cell to outline: the chosen (MAX_ITER, BATCH_SIZE_PER_IMAGE) when given, else the
+    panel's best value (the first: fewest iterations, then the smallest ROI batch); None if nothing to mark."""
+    if marked is not None:
+        max_iter, batch = marked
+        if max_iter not in pivot.index or batch not in pivot.columns:
+            raise ValueError(f"the marked cell {marked} is not in the grid")
+        return int(pivot.index.get_loc(max_iter)), int(pivot.columns.get_loc(batch))
+    data = pivot.to_numpy(dtype=np.float64, na_value=np.nan)
+    if not np.isfinite(data).any():
+        return None
+    i, j = np.unravel_index(np.nanargmax(data), data.shape)
+    return int(i), int(j)
+
+
+def _draw_heatmap(
+    ax: Axes,
+    pivot: pd.DataFrame,
+    title: str,
+    vmin: float,
+    vmax: float,
+    marked: tuple[int, int] | None = None,
+) -> AxesImage:
     data = pivot.to_numpy(dtype=np.float64, na_value=np.nan)
     image = ax.imshow(data, cmap="viridis", vmin=vmin, vmax=vmax, aspect="auto")
     ax.set_xticks(range(data.shape[1]), labels=[str(c) for c in pivot.columns])
@@ -112,9 +134,9 @@ def _draw_heatmap(ax: Axes, pivot: pd.DataFrame, title: str, vmin: float, vmax: 
             v = data[i, j]
             text, colour = ("–", "black") if np.isnan(v) else (f"{v:.3f}", "black" if v > mid else "white")
             ax.text(j, i, text, ha="center", va="center", color=colour, fontsize=9)
-    if np.isfinite(data).any():
-        # nanargmax takes the first best cell: the fewest iterations, then the smallest ROI batch.
-        i, j = np.unravel_index(np.nanargmax(data), data.shape)
+    position = marked_position(pivot, marked)
+    if position is not None:
+        i, j = position
         ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=3))
     return image
 
@@ -150,9 +172,17 @@ def accuracy_heatmap(trials: pd.DataFrame, confidence: float, value: str = "accu
 
 
 def heatmap_grid_figure(
-    trials: pd.DataFrame, confidences: Sequence[float], value: str = "accuracy"
+    trials: pd.DataFrame,
+    confidences: Sequence[float],
+    value: str = "accuracy",
+    marked: tuple[int, int] | None = None,
 ) -> Figure:
-    """One heatmap panel per confidence on a shared colour scale (the case study's Figure 1)."""
+    """One heatmap panel per confidence on a shared colour scale (the case study's Figure 1).
+
+    `marked` = (MAX_ITER, BATCH_SIZE_PER_IMAGE) of the chosen trial, outlined in every panel: the choice is
+    made on the mean over confidences, so one panel's own best cell may lie elsewhere. Without it each panel
+    outlines its best cell.
+    """
     if not confidences:
         raise ValueError("heatmap_grid needs at least one confidence")
     pivots = [_grid_pivot(trials, c, value) for c in confidences]
@@ -164,16 +194,21 @@ def heatmap_grid_figure(
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     image = None
     for ax, c, pivot in zip(axes, confidences, pivots, strict=False):
-        image = _draw_heatmap(ax, pivot, f"confidence {c:g}", vmin, vmax)
+        image = _draw_heatmap(ax, pivot, f"confidence {c:g}", vmin, vmax, marked)
     for ax in axes[len(pivots) :]:
         ax.set_visible(False)
     fig.colorbar(image, ax=list(axes[: len(pivots)]), shrink=0.8, label=value)
     return fig
 
 
-def heatmap_grid(trials: pd.DataFrame, confidences: Sequence[float], value: str = "accuracy") -> bytes:
+def heatmap_grid(
+    trials: pd.DataFrame,
+    confidences: Sequence[float],
+    value: str = "accuracy",
+    marked: tuple[int, int] | None = None,
+) -> bytes:
     """`heatmap_grid_figure` as a PNG."""
-    return _figure_png(heatmap_grid_figure(trials, confidences, value))
+    return _figure_png(heatmap_grid_figure(trials, confidences, value, marked))
 
 
 # Evaluation figures ----------------------------------------------------------------------------------------

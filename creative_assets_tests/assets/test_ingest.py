@@ -131,3 +131,33 @@ def test_a_rerun_keeps_unchanged_rows_and_rehash_all_reads_every_file_again(tmp_
     pd.testing.assert_frame_equal(kept, first)
     creative_id = image.relative_to(data / "raw" / BRAND / "creatives").as_posix()
     assert set(first["creative_id"]) - set(forced["creative_id"]) == {creative_id}
+
+
+def test_a_removed_video_loses_its_frames_rows_and_its_frame_folder(tmp_path: Path) -> None:
+    from creative_assets.definitions import local_resources
+
+    data = tiny_data_root(tmp_path / "data")
+    instance = instance_with_brands(BRAND)
+
+    def ingest() -> dg.ExecuteInProcessResult:
+        return dg.materialize(
+            [creative_manifest, video_frames],
+            partition_key=BRAND,
+            instance=instance,
+            resources=local_resources(str(data), "smoke"),
+        )
+
+    first = ingest()
+    (video,) = sorted(_files(data, VIDEO_SUFFIXES))
+    frame_folder = data / "frames" / BRAND / video
+    assert set(first.asset_value("video_frames")["creative_id"]) == {video}
+    assert any(frame_folder.glob("*.jpg"))
+
+    (data / "raw" / BRAND / "creatives" / video).unlink()  # one of 17 creatives: within the removal limit
+    second = ingest()
+
+    assert second.asset_value("video_frames").empty
+    assert not frame_folder.exists()
+    assert not (data / "frames" / BRAND / video.split("/")[0]).exists()  # emptied parent folders go too
+    (frames_event,) = second.asset_materializations_for_node("video_frames")
+    assert frames_event.metadata["removed_videos_pruned"].value == 1

@@ -204,3 +204,26 @@ def test_markdown_image_embeds_png_as_base64():
 
 def test_markdown_image_keeps_brackets_out_of_alt_text():
     assert markdown_image(b"\x89PNG", "a [b]\nc").startswith("![a (b) c](")
+
+
+def _outlined_cells(trials: pd.DataFrame, confidence: float, marked) -> list[tuple[int, int]]:
+    """(row, column) of every cell the heat map outlines, read back from the drawn rectangles."""
+    from matplotlib.figure import Figure
+
+    from creative_assets.reporting.plots import _draw_heatmap, _grid_pivot
+
+    ax = Figure().add_subplot()
+    _draw_heatmap(ax, _grid_pivot(trials, confidence, "accuracy"), "t", 0.0, 1.0, marked)
+    return [(round(p.get_y() + 0.5), round(p.get_x() + 0.5)) for p in ax.patches]
+
+
+def test_the_heat_map_outlines_the_chosen_cell_not_the_panels_own_best(trials):
+    # accuracy grows with the trial index, so each panel's best cell is MAX_ITER 1000 × 1024 (row 2, column 2)
+    assert _outlined_cells(trials, 0.4, None) == [(2, 2)]
+    # the trial chosen on the mean over confidences (with its tie rules) is outlined wherever it sits
+    assert _outlined_cells(trials, 0.4, (500, 256)) == [(1, 0)]
+
+
+def test_a_marked_cell_outside_the_grid_is_an_error(trials):
+    with pytest.raises(ValueError, match="not in the grid"):
+        heatmap_grid(trials, [0.4], marked=(700, 256))
