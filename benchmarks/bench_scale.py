@@ -83,7 +83,12 @@ elif stage == "materialize_manifest":
 elif stage in ("detections", "detections_again"):
     import torch
     from creative_assets.detection.architectures import build_model
-    from creative_assets.detection.batch_detect import LoadedModel, run_detection, work_items
+    from creative_assets.detection.batch_detect import run_detection
+    try:  # batch_detect was split by concept; older revisions define everything in it
+        from creative_assets.detection.batch_rows import LoadedModel
+        from creative_assets.detection.batches import work_items
+    except ImportError:
+        from creative_assets.detection.batch_detect import LoadedModel, work_items
     from creative_assets.detection.torchvision_backend import TorchvisionDetector
     torch.set_num_threads(1)
     torch.manual_seed(0)
