@@ -122,7 +122,11 @@ def loaded_models(cfg: Settings, root: DataRoot, chosen: list[pd.DataFrame], thr
     """Every chosen model of the brand, loaded once, with its per-class thresholds."""
     return [
         LoadedModel(
-            m.object_name, m.model_id, load_detector(cfg, root, m.backend, m.checkpoint), m.thresholds
+            m.object_name,
+            m.model_id,
+            load_detector(cfg, root, m.backend, m.checkpoint),
+            m.thresholds,
+            m.beats_baseline,
         )
         for m in brand_models(chosen, thresholds, cfg.thresholds.start)
     ]
@@ -133,7 +137,9 @@ def model_specs(cfg: Settings, chosen: list[pd.DataFrame], thresholds: list[pd.D
     from creative_assets.execution.ray_detect import ModelSpec
 
     return [
-        ModelSpec(m.object_name, m.model_id, m.backend, m.checkpoint, m.thresholds, m.classes)
+        ModelSpec(
+            m.object_name, m.model_id, m.backend, m.checkpoint, m.thresholds, m.classes, m.beats_baseline
+        )
         for m in brand_models(chosen, thresholds, cfg.thresholds.start)
     ]
 

@@ -11,6 +11,7 @@ import pandas as pd
 from creative_assets.assets.metadata import preview
 from creative_assets.assets.progress import stage_progress
 from creative_assets.detection.backend import CocoSplit
+from creative_assets.detection.baseline import verdict_on_test_split
 from creative_assets.detection.evaluation import always_absent_accuracy, load_ground_truth
 from creative_assets.detection.grid import choose_best_trial
 from creative_assets.detection.grid_executors import run_grid
@@ -203,7 +204,8 @@ def grid_search(context: dg.AssetExecutionContext, settings: SettingsResource, c
 CHOSEN_COLUMNS = [
     "brand", "object", "status", "model_id", "checkpoint", "backend", "architecture", "classes", "trial",
     "max_iter", "batch_size_per_image", "base_lr", "mean_accuracy", "AP", "AP50", "always_absent_accuracy",
-    "haar_accuracy", "dataset_fingerprint", "code_version", "profile", "device",
+    "haar_accuracy", "test_accuracy", "test_always_absent_accuracy", "beats_baseline", "baseline_verdict",
+    "dataset_fingerprint", "code_version", "profile", "device",
 ]  # fmt: skip
 
 
@@ -217,10 +219,15 @@ def no_model_row(brand: str, object_name: str, profile: str) -> pd.DataFrame:
 def chosen_frame(rows: list[dict]) -> pd.DataFrame:
     """A chosen_model table with stable dtypes."""
     df = pd.DataFrame(rows, columns=CHOSEN_COLUMNS)
-    floats = ["base_lr", "mean_accuracy", "AP", "AP50", "always_absent_accuracy", "haar_accuracy"]
+    floats = [
+        "base_lr", "mean_accuracy", "AP", "AP50", "always_absent_accuracy", "haar_accuracy", "test_accuracy",
+        "test_always_absent_accuracy",
+    ]  # fmt: skip
     ints = ["max_iter", "batch_size_per_image"]
     for c in CHOSEN_COLUMNS:
-        if c in floats:
+        if c == "beats_baseline":
+            df[c] = df[c].astype("boolean")  # <NA> for "no model"
+        elif c in floats:
             df[c] = pd.to_numeric(df[c], errors="coerce").astype("float64")
         elif c in ints:
             df[c] = pd.to_numeric(df[c], errors="coerce").astype("Int64")
@@ -243,6 +250,11 @@ def chosen_frame(rows: list[dict]) -> pd.DataFrame:
         dg.AssetCheckSpec(
             "beats_haar", asset="chosen_model", description="face/smile: accuracy > OpenCV Haar"
         ),
+        dg.AssetCheckSpec(
+            "beats_always_absent_on_test",
+            asset="chosen_model",
+            description="held-out test accuracy > 'always absent' (else detections carry model_beats_baseline=false)",
+        ),
     ],
 )
 def chosen_model(
@@ -262,6 +274,9 @@ def chosen_model(
             check_name="beats_always_absent", passed=True, metadata={"status": NO_MODEL}
         )
         yield dg.AssetCheckResult(check_name="beats_haar", passed=True, metadata={"status": NO_MODEL})
+        yield dg.AssetCheckResult(
+            check_name="beats_always_absent_on_test", passed=True, metadata={"status": NO_MODEL}
+        )
         return
     best = choose_best_trial(grid_search)
     valid = split_of(root.root, coco_datasets, "valid")
@@ -317,6 +332,15 @@ def chosen_model(
                 f"({pruned.freed_bytes / 2**20:.1f} MB); grid.keep_trial_checkpoints keeps them"
             )
     retention["model_folder_mb"] = round(folder_bytes(root.models(brand, object_name)) / 2**20, 1)
+    published = backend_by_name(lineage["backend"], cfg.train).load(root.root / record["checkpoint"])
+    verdict = verdict_on_test_split(
+        published,
+        split_of(root.root, coco_datasets, "test"),
+        primary / 100,
+        images_per_forward=cfg.detection.images_per_forward,
+    )
+    if not verdict.beats:
+        context.log.warning(f"{brand}|{object_name}: the chosen model {verdict.words()}")
     row = {
         "brand": brand,
         "object": object_name,
@@ -335,6 +359,10 @@ def chosen_model(
         "AP50": float(best["AP50"]),
         "always_absent_accuracy": absent,
         "haar_accuracy": haar_acc,
+        "test_accuracy": verdict.test_accuracy,
+        "test_always_absent_accuracy": verdict.always_absent_accuracy,
+        "beats_baseline": verdict.beats,
+        "baseline_verdict": verdict.words(),
         "dataset_fingerprint": lineage["dataset_fingerprint"],
         "code_version": lineage["code_version"],
         "profile": cfg.profile,
@@ -350,6 +378,10 @@ def chosen_model(
         "best_confidence": primary / 100,
         "valid_accuracy_at_best_confidence": acc,
         "always_absent_accuracy": absent,
+        "beats_baseline": verdict.beats,
+        "baseline_verdict": verdict.words(),
+        "test_accuracy": verdict.test_accuracy,
+        "test_always_absent_accuracy": verdict.always_absent_accuracy,
         "AP": row["AP"],
         "AP50": row["AP50"],
         "lineage": dg.MetadataValue.json(lineage),
@@ -372,5 +404,17 @@ def chosen_model(
             "accuracy": acc,
             "confidence": primary / 100,
             "haar": haar_acc if haar_acc is not None else "n/a (not face/smile)",
+        },
+    )
+    yield dg.AssetCheckResult(
+        check_name="beats_always_absent_on_test",
+        passed=verdict.beats,
+        description=verdict.words(),
+        metadata={
+            "test_accuracy": verdict.test_accuracy,
+            "always_absent": verdict.always_absent_accuracy,
+            "confidence": verdict.confidence,
+            "test_images": verdict.test_images,
+            "verdict": verdict.words(),
         },
     )

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 # Bump when the rows a batch produces change meaning or columns: every batch is then recomputed.
-DETECTION_FORMAT_VERSION = "1"
+DETECTION_FORMAT_VERSION = "2"  # 2: model_beats_baseline
 
 WORK_ITEM_DTYPES = {
     "brand": "string",
@@ -52,6 +52,7 @@ class ModelDescriptor:
     backend: str
     classes: tuple[str, ...]
     thresholds: Mapping[str, float]
+    beats_baseline: bool = True  # chosen_model's test-split verdict; fakes and benchmarks have no baseline
 
 
 @dataclass(frozen=True)
@@ -131,6 +132,7 @@ def model_fingerprint(models: Sequence[ModelDescriptor], score_floor: float) -> 
                     "backend": m.backend,
                     "classes": list(m.classes),
                     "thresholds": {k: float(v) for k, v in m.thresholds.items()},
+                    "beats_baseline": bool(m.beats_baseline),
                 },
                 sort_keys=True,
             )

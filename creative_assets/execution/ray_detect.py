@@ -65,6 +65,7 @@ class ModelSpec:
     checkpoint: str
     thresholds: Mapping[str, float]
     classes: tuple[str, ...] | None = None
+    beats_baseline: bool = True  # chosen_model's test-split verdict
 
 
 def as_model_spec(spec: ModelSpec | Sequence[Any]) -> ModelSpec:
@@ -109,14 +110,19 @@ def load_model(root: DataRoot, spec: ModelSpec, train: TrainSettings | None = No
             f"model {spec.object_name}/{spec.model_id}: the checkpoint's classes {detector.classes} differ "
             f"from the spec's {list(spec.classes)}"
         )
-    return LoadedModel(spec.object_name, spec.model_id, detector, dict(spec.thresholds))
+    return LoadedModel(spec.object_name, spec.model_id, detector, dict(spec.thresholds), spec.beats_baseline)
 
 
 def describe(root: DataRoot, spec: ModelSpec, train: TrainSettings) -> ModelDescriptor:
     """A spec as plain data; its classes come from the checkpoint (loaded on the CPU) when the spec has none."""
     if spec.classes is not None:
         return ModelDescriptor(
-            spec.object_name, spec.model_id, spec.backend, spec.classes, dict(spec.thresholds)
+            spec.object_name,
+            spec.model_id,
+            spec.backend,
+            spec.classes,
+            dict(spec.thresholds),
+            spec.beats_baseline,
         )
     return load_model(root, spec, train.model_copy(update={"device": "cpu"})).describe()
 

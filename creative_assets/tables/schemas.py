@@ -101,6 +101,7 @@ DETECTIONS = TableSchema(
         "above_threshold": "bool",
         "threshold": "float64",
         "model_id": "string",
+        "model_beats_baseline": "bool",  # chosen_model's verdict against "always absent" on the test split
         "backend": "string",
         "batch": "string",
     },
