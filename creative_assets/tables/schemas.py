@@ -53,8 +53,13 @@ class TableSchema:
         return out.astype(dict(self.dtypes))
 
     def arrow_schema(self) -> pa.Schema:
-        """The Parquet/Arrow schema parts of this table are written with."""
-        return pa.schema([pa.field(c, _ARROW_TYPES[d]) for c, d in self.dtypes.items()])
+        """The Parquet/Arrow schema parts of this table are written with.
+
+        It carries pandas' metadata, so a zero-row part written from the schema alone reads back in pandas with
+        the schema's dtypes (`string`, `Int64`, …) like a part with rows, not with pandas' defaults.
+        """
+        fields = [pa.field(c, _ARROW_TYPES[d]) for c, d in self.dtypes.items()]
+        return pa.schema(fields, metadata=pa.Schema.from_pandas(self.empty(), preserve_index=False).metadata)
 
 
 def check_schema(df: pd.DataFrame, schema: TableSchema) -> list[str]:

@@ -422,3 +422,14 @@ def test_a_changed_baseline_verdict_recomputes_the_batches(root: DataRoot, brand
     )
     again = detect(root, brand_items, models=[useless, product])
     assert again.parts_reused == 0 and again.parts_written == first.batches
+
+
+def test_a_brand_without_creatives_leaves_a_zero_row_detections_partition(root: DataRoot) -> None:
+    items = work_items(*[t.iloc[0:0] for t in build_brand(root, n_stills=1)])
+    run = detect(root, items)
+    assert run.batches == 0
+    folder = root.warehouse("detections", BRAND)
+    table = pd.read_parquet(folder)
+    assert len(table) == 0 and list(table.columns) == [c for c in DETECTIONS.columns if c != "brand"]
+    assert dict(table.dtypes.astype(str)) == {c: d for c, d in DETECTIONS.dtypes.items() if c != "brand"}
+    assert duckdb.sql(f"SELECT count(*) FROM read_parquet('{folder}/*.parquet')").fetchall() == [(0,)]
