@@ -176,3 +176,36 @@ def test_the_parser_reads_several_names_alternatives_and_placeholders() -> None:
     assert list(concrete) == ["brand", "x", "y", "spend_tv_logo", "spend_web_logo"]
     assert concrete["brand"].partition and not concrete["x"].partition
     assert concrete["spend_web_logo"].dtypes == {"int64", "float64"}
+
+
+def marked_table(text: str, marker: str) -> list[list[str]]:
+    """The cells of the markdown table right under the line `<!-- marker -->` (header and rule left out)."""
+    lines = text.splitlines()
+    start = lines.index(f"<!-- {marker} -->") + 3
+    rows = itertools.takewhile(lambda r: r.startswith("|"), lines[start:])
+    return [[c.strip() for c in row.strip().strip("|").split("|")] for row in rows]
+
+
+def test_every_asset_check_is_explained() -> None:
+    from creative_assets.definitions import defs
+
+    defined = {
+        (key.asset_key.to_user_string(), key.name) for key in defs.resolve_asset_graph().asset_check_keys
+    }
+    documented = {
+        (asset, check) for asset, check, _ in marked_table(README.read_text(encoding="utf-8"), "asset checks")
+    }
+    assert documented == defined
+
+
+def test_every_demo_summary_column_is_explained(smoke_pipeline, placeholders) -> None:
+    from creative_assets.pipeline_runs import summary_table
+
+    shown = set(summary_table(smoke_pipeline.settings, ["acme", "globex"]).columns) - {"verdict"}
+    rows = marked_table(README.read_text(encoding="utf-8"), "demo summary columns")
+    columns = [
+        DocumentedColumn(n.strip(), frozenset(), False)
+        for cell, _ in rows
+        for n in cell.replace("`", "").split(",")
+    ]
+    assert set(expand(columns, {**placeholders, "c": placeholders["c"][:1]})) == shown
