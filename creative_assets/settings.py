@@ -46,12 +46,31 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class TilingSettings(_Strict):
+    """Tiled inference for one object: small things in large stills and frames are also looked for in
+    overlapping tiles at full resolution, and the boxes merged (detection/tiling.py)."""
+
+    enabled: bool = Field(False, description="run this object's model on tiles too")
+    tile_size: int = Field(
+        320, ge=32, description="tile side in image pixels; best near the model's test input size"
+    )
+    overlap: float = Field(0.25, ge=0.0, lt=0.9, description="share of a tile its neighbour overlaps")
+    merge_overlap: float = Field(
+        0.6,
+        gt=0.0,
+        le=1.0,
+        description="share of the smaller of two same-class boxes they must overlap to merge",
+    )
+    whole_image: bool = Field(True, description="also detect on the whole image (large objects)")
+
+
 class ObjectSpec(_Strict):
     """One detectable brand object: a model per brand is trained on its label categories."""
 
     name: str
     categories: list[str] = Field(default_factory=list, description="label categories; default [name]")
     pooled: bool = Field(False, description="train on every brand's labels (face, smile)")
+    tiling: TilingSettings = Field(default_factory=TilingSettings, description="tiled inference (off)")
 
     @field_validator("name")
     @classmethod
@@ -202,6 +221,11 @@ class MediaSettings(_Strict):
         gt=0,
         description="pixel budget per image (width × height / 1e6); larger JPEGs are decoded reduced, other "
         "formats become errors rows",
+    )
+    rehash_all: bool = Field(
+        False,
+        description="decode and hash every creative again; otherwise a file whose size, mtime and inode are "
+        "unchanged keeps its row from the last manifest",
     )
 
 

@@ -34,12 +34,12 @@ def _confirmation(cfg: Settings, tags: dict[str, str]) -> str:
     return ""
 
 
-def _committed_ids(root: DataRoot, brand: str) -> list[str] | None:
-    """creative_ids of the manifest committed by the last materialisation, or None if there is none."""
+def _committed_manifest(root: DataRoot, brand: str) -> pd.DataFrame | None:
+    """The manifest committed by the last materialisation, or None if there is none."""
     folder = root.warehouse("creative_manifest", brand)
     if not any(folder.glob("part-*.parquet")):
         return None
-    return read_table(folder)["creative_id"].astype(str).tolist()
+    return read_table(folder)
 
 
 @dg.asset(
@@ -65,18 +65,20 @@ def creative_manifest(context: dg.AssetExecutionContext, settings: SettingsResou
     root = settings.root()
     brand = context.partition_key
     context.log.info(f"profile {cfg.profile}, data root {root.root}")
+    committed = _committed_manifest(root, brand)
     manifest, errors = scan_creatives(
         root,
         brand,
         progress=stage_progress(context, f"{brand}: scan", "files"),
         max_megapixels=cfg.media.max_megapixels,
+        previous=None if cfg.media.rehash_all else committed,
     )
     errors_path = write_errors(root, "creative_manifest_errors", brand, errors)
     removals_folder = root.warehouse(REMOVALS_ASSET, brand)
     known = read_table(removals_folder) if any(removals_folder.glob("part-*.parquet")) else removals_table()
     verdict = judge_removals(
         brand,
-        _committed_ids(root, brand),
+        None if committed is None else committed["creative_id"].astype(str).tolist(),
         manifest["creative_id"].astype(str),
         unseen_ids(errors, root.creatives(brand).relative_to(root.root).as_posix()),
         known,

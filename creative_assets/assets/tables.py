@@ -52,7 +52,8 @@ def creative_features(
     """One row per creative: per object presence, count, max score, area share; for videos early-brand timing."""
     cfg = settings.load()
     root = settings.root()
-    table = as_frame(root.root, detections)
+    # The committed folder is read in batches by the core; only an in-memory run hands over a DataFrame.
+    table = root.root / detections.folder if isinstance(detections, TableRef) else detections
     features = build_creative_features(creative_manifest, table, video_frames, cfg.object_names)
     present = {
         f"share_with_{o}": float(features[f"{o}_present"].mean()) if len(features) else 0.0

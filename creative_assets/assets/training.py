@@ -1,11 +1,8 @@
 """Training: the exhaustive grid per brand × object and the chosen model (with the Haar baseline for faces)."""
 
-import hashlib
-import json
 from pathlib import Path
 
 import dagster as dg
-import numpy as np
 import pandas as pd
 
 from creative_assets.assets.metadata import preview
@@ -18,69 +15,33 @@ from creative_assets.detection.grid_executors import run_grid
 from creative_assets.detection.haar import HAAR_CASCADES, haar_baseline
 from creative_assets.detection.registry import backend_by_name, backend_choice, resolve_device
 from creative_assets.detection.retention import folder_bytes, forget_pruned_winner, prune_losing_checkpoints
+from creative_assets.detection.selection import (
+    NO_MODEL,
+    best_confidence,
+    chosen_frame,
+    chosen_row,
+    confusions_of,
+    grid_folder,
+    long_accuracy,
+    model_lineage,
+    no_model_row,
+    training_seconds,
+)
 from creative_assets.jobs import ACCELERATOR_TAG
-from creative_assets.layout import DataRoot
 from creative_assets.locks import partition_lock
 from creative_assets.partitions import brand_object_partitions, split_partition_key
 from creative_assets.reporting.plots import confusion_matrices, heatmap_grid, markdown_image
 from creative_assets.resources.model_store import LocalModelStore
 from creative_assets.resources.settings_resource import SettingsResource
-from creative_assets.settings import Settings
 from creative_assets.version import ASSET_CODE_VERSIONS, code_version
 
 OWNERS = ["team:computer-vision"]
-NO_MODEL = "no model"
 
 
 def split_of(root_dir: Path, datasets: pd.DataFrame, split: str) -> CocoSplit:
     """The CocoSplit of one split of a coco_datasets table."""
     row = datasets.loc[datasets["split"] == split].iloc[0]
     return CocoSplit(json_path=root_dir / str(row["json_path"]), image_root=root_dir)
-
-
-def grid_folder(cfg: Settings, brand: str, object_name: str, fingerprint: str) -> Path:
-    """Trials live under a folder keyed by dataset and training settings, so a changed input never resumes."""
-    spec = json.dumps(
-        {"train": cfg.train.model_dump(mode="json"), "confidences": cfg.confidences, "fp": fingerprint},
-        sort_keys=True,
-    )
-    key = hashlib.sha256(spec.encode()).hexdigest()[:12]
-    return DataRoot(cfg.data_root).models(brand, object_name) / "grid" / key
-
-
-def long_accuracy(trials: pd.DataFrame, confidences: list[float]) -> pd.DataFrame:
-    """Trial × confidence rows (max_iter, batch_size_per_image, confidence, accuracy, …) for heat maps."""
-    rows = []
-    for t in trials.itertuples():
-        for c in confidences:
-            pct = int(round(c * 100))
-            rows.append(
-                {
-                    "trial": t.trial,
-                    "max_iter": t.max_iter,
-                    "batch_size_per_image": t.batch_size_per_image,
-                    "confidence": c,
-                    **{m: getattr(t, f"{m}_{pct}") for m in ("accuracy", "precision", "recall", "f1")},
-                }
-            )
-    return pd.DataFrame(rows)
-
-
-def confusions_of(trial: pd.Series, confidences: list[float]) -> dict[float, np.ndarray]:
-    """2×2 confusion matrices [[TN, FP], [FN, TP]] of one trial at each confidence."""
-    out = {}
-    for c in confidences:
-        p = int(round(c * 100))
-        out[c] = np.array([[trial[f"tn_{p}"], trial[f"fp_{p}"]], [trial[f"fn_{p}"], trial[f"tp_{p}"]]])
-    return out
-
-
-def training_seconds(trials: pd.DataFrame) -> float:
-    """Wall seconds of training behind the grid: a shared run counts once (its trials' seconds are its
-    snapshots' elapsed times), a trial trained alone counts its own."""
-    alone = trials["shared_run"].fillna("") == ""
-    shared = trials[~alone].groupby("shared_run")["train_seconds"].max().sum()
-    return float(trials.loc[alone, "train_seconds"].sum() + shared)
 
 
 def grid_plots(trials: pd.DataFrame, best: pd.Series, confidences: list[float], title: str) -> dict:
@@ -201,41 +162,6 @@ def grid_search(context: dg.AssetExecutionContext, settings: SettingsResource, c
     )
 
 
-CHOSEN_COLUMNS = [
-    "brand", "object", "status", "model_id", "checkpoint", "backend", "architecture", "classes", "trial",
-    "max_iter", "batch_size_per_image", "base_lr", "mean_accuracy", "AP", "AP50", "always_absent_accuracy",
-    "haar_accuracy", "test_accuracy", "test_always_absent_accuracy", "beats_baseline", "baseline_verdict",
-    "dataset_fingerprint", "code_version", "profile", "device",
-]  # fmt: skip
-
-
-def no_model_row(brand: str, object_name: str, profile: str) -> pd.DataFrame:
-    """The explicit 'no model' record (a None output would vanish from the detections fan-in)."""
-    row = {c: None for c in CHOSEN_COLUMNS}
-    row.update({"brand": brand, "object": object_name, "status": NO_MODEL, "profile": profile})
-    return chosen_frame([row])
-
-
-def chosen_frame(rows: list[dict]) -> pd.DataFrame:
-    """A chosen_model table with stable dtypes."""
-    df = pd.DataFrame(rows, columns=CHOSEN_COLUMNS)
-    floats = [
-        "base_lr", "mean_accuracy", "AP", "AP50", "always_absent_accuracy", "haar_accuracy", "test_accuracy",
-        "test_always_absent_accuracy",
-    ]  # fmt: skip
-    ints = ["max_iter", "batch_size_per_image"]
-    for c in CHOSEN_COLUMNS:
-        if c == "beats_baseline":
-            df[c] = df[c].astype("boolean")  # <NA> for "no model"
-        elif c in floats:
-            df[c] = pd.to_numeric(df[c], errors="coerce").astype("float64")
-        elif c in ints:
-            df[c] = pd.to_numeric(df[c], errors="coerce").astype("Int64")
-        else:
-            df[c] = df[c].astype("string")
-    return df
-
-
 @dg.asset(
     partitions_def=brand_object_partitions,
     group_name="training",
@@ -282,9 +208,7 @@ def chosen_model(
     valid = split_of(root.root, coco_datasets, "valid")
     gt = load_ground_truth(valid.json_path)
     absent = float(always_absent_accuracy(gt.presence))
-    # The checks compare at the model's best evaluated confidence (the threshold sweep refines it later).
-    by_conf = {int(round(c * 100)): float(best[f"accuracy_{int(round(c * 100))}"]) for c in cfg.confidences}
-    primary = max(by_conf, key=lambda p: (by_conf[p], -p))
+    primary, acc = best_confidence(best, cfg.confidences)
     haar_acc = None
     if object_name in HAAR_CASCADES:
         haar_acc = float(haar_baseline(gt, valid.image_root, gt.classes[0], cascade=object_name).accuracy)
@@ -295,27 +219,9 @@ def chosen_model(
             f"the best trial's checkpoint {checkpoint} is missing; re-materialise grid_search for "
             f"{brand}|{object_name} (it retrains a winner whose checkpoint is gone)"
         )
-    lineage = {
-        "brand": brand,
-        "object": object_name,
-        "backend": str(best["backend"]),
-        "architecture": str(best["architecture"]),
-        "classes": list(cfg.object(object_name).categories),
-        "trial": str(best["trial"]),
-        "params": {
-            "SOLVER.MAX_ITER": int(best["max_iter"]),
-            "ROI_HEADS.BATCH_SIZE_PER_IMAGE": int(best["batch_size_per_image"]),
-            "SOLVER.BASE_LR": float(best["base_lr"]),
-            "SOLVER.IMS_PER_BATCH": int(best["ims_per_batch"]),
-        },
-        "metrics": {
-            k: float(best[k]) for k in best.index if k.startswith(("accuracy_", "f1_", "AP", "mean_"))
-        },
-        "dataset_fingerprint": str(coco_datasets["fingerprint"].iloc[0]),
-        "code_version": code_version(),
-        "profile": cfg.profile,
-        "train_settings": cfg.train.model_dump(mode="json"),
-    }
+    classes = cfg.object(object_name).categories
+    fingerprint = str(coco_datasets["fingerprint"].iloc[0])
+    lineage = model_lineage(best, brand, object_name, classes, fingerprint, code_version(), cfg)
     record = model_store.publish(brand, object_name, checkpoint, lineage)
     retention: dict[str, object] = {"kept_trial_checkpoints": cfg.grid.keep_trial_checkpoints}
     if not cfg.grid.keep_trial_checkpoints:
@@ -341,34 +247,7 @@ def chosen_model(
     )
     if not verdict.beats:
         context.log.warning(f"{brand}|{object_name}: the chosen model {verdict.words()}")
-    row = {
-        "brand": brand,
-        "object": object_name,
-        "status": "model",
-        "model_id": record["model_id"],
-        "checkpoint": record["checkpoint"],
-        "backend": lineage["backend"],
-        "architecture": lineage["architecture"],
-        "classes": json.dumps(lineage["classes"]),
-        "trial": lineage["trial"],
-        "max_iter": int(best["max_iter"]),
-        "batch_size_per_image": int(best["batch_size_per_image"]),
-        "base_lr": float(best["base_lr"]),
-        "mean_accuracy": float(best["mean_accuracy"]),
-        "AP": float(best["AP"]),
-        "AP50": float(best["AP50"]),
-        "always_absent_accuracy": absent,
-        "haar_accuracy": haar_acc,
-        "test_accuracy": verdict.test_accuracy,
-        "test_always_absent_accuracy": verdict.always_absent_accuracy,
-        "beats_baseline": verdict.beats,
-        "baseline_verdict": verdict.words(),
-        "dataset_fingerprint": lineage["dataset_fingerprint"],
-        "code_version": lineage["code_version"],
-        "profile": cfg.profile,
-        "device": str(best.get("device", "")),
-    }
-    acc = float(best[f"accuracy_{primary}"])
+    row = chosen_row(best, lineage, record, absent, haar_acc, verdict)
     meta = {
         "status": "model",
         "model_id": record["model_id"],

@@ -9,13 +9,15 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
-import torch
 
 from creative_assets.detection.runtime import resolve_device
 from creative_assets.settings import TrainSettings
+
+if TYPE_CHECKING:  # torch is imported where a model runs, not when the code location loads
+    import torch
 
 # progress(iteration, max_iter, info) — info holds e.g. {"loss": float, "lr": float}
 ProgressFn = Callable[[int, int, dict[str, float]], None]

@@ -11,6 +11,7 @@ import pandas as pd
 from creative_assets.detection.backend import Detector, Predictions
 from creative_assets.detection.batches import ModelDescriptor
 from creative_assets.detection.image_loader import DecodedImage
+from creative_assets.detection.tiling import TiledDetector
 from creative_assets.tables.schemas import DETECTIONS
 
 
@@ -26,12 +27,14 @@ class LoadedModel:
 
     def describe(self) -> ModelDescriptor:
         """This model as plain data."""
+        inference = self.detector.inference if isinstance(self.detector, TiledDetector) else {}
         return ModelDescriptor(
             self.object_name,
             self.model_id,
             self.detector.backend,
             tuple(self.detector.classes),
             self.thresholds,
+            inference,
             self.beats_baseline,
         )
 

@@ -13,7 +13,7 @@ batch after the insertion point. Batches hold about 0.86 × `batch_size` creativ
 cut at the cap); changing `batch_size` regroups everything.
 
 Batch key: sha256 over the model fingerprint (format version, score floor, and per model its object, model_id,
-backend, classes and thresholds) and, per creative of the batch, its id, its content sha256 and the extracted
+backend, classes, thresholds and any inference options such as tiling) and, per creative of the batch, its id, its content sha256 and the extracted
 frame indices. A changed model or threshold recomputes every batch; a changed creative only its own.
 """
 
@@ -22,7 +22,8 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -52,6 +53,8 @@ class ModelDescriptor:
     backend: str
     classes: tuple[str, ...]
     thresholds: Mapping[str, float]
+    # how the detector is run beyond its weights (e.g. tiled inference); empty for a plain forward pass
+    inference: Mapping[str, Any] = field(default_factory=dict)
     beats_baseline: bool = True  # chosen_model's test-split verdict; fakes and benchmarks have no baseline
 
 
@@ -124,19 +127,17 @@ def model_fingerprint(models: Sequence[ModelDescriptor], score_floor: float) -> 
     """Everything about the models that changes the detections table, as one stable string."""
     lines = [f"format={DETECTION_FORMAT_VERSION}", f"score_floor={float(score_floor)!r}"]
     for m in sorted(models, key=lambda m: (m.object_name, m.model_id)):
-        lines.append(
-            json.dumps(
-                {
-                    "object": m.object_name,
-                    "model_id": m.model_id,
-                    "backend": m.backend,
-                    "classes": list(m.classes),
-                    "thresholds": {k: float(v) for k, v in m.thresholds.items()},
-                    "beats_baseline": bool(m.beats_baseline),
-                },
-                sort_keys=True,
-            )
-        )
+        described: dict[str, Any] = {
+            "object": m.object_name,
+            "model_id": m.model_id,
+            "backend": m.backend,
+            "classes": list(m.classes),
+            "thresholds": {k: float(v) for k, v in m.thresholds.items()},
+            "beats_baseline": bool(m.beats_baseline),
+        }
+        if m.inference:  # only when set, so plain models keep the batch keys they always had
+            described["inference"] = dict(m.inference)
+        lines.append(json.dumps(described, sort_keys=True))
     return "\n".join(lines)
 
 

@@ -46,10 +46,11 @@ from creative_assets.detection.batches import Batch, ModelDescriptor
 from creative_assets.detection.failure_policy import DEFAULT_MAX_RETRIES
 from creative_assets.detection.image_loader import DecodedImage, decode_image
 from creative_assets.detection.registry import backend_by_name
+from creative_assets.detection.tiling import TiledDetector, inference_of
 from creative_assets.execution.ray_cluster import cluster_cpus, cluster_gpus, connect, import_ray
 from creative_assets.layout import DataRoot
 from creative_assets.media.decode import DEFAULT_MAX_MEGAPIXELS
-from creative_assets.settings import TrainSettings
+from creative_assets.settings import TilingSettings, TrainSettings
 
 STAT_COLUMNS = ["key", "images", "detections", "errors", "failed", "reason", "attempts"]
 
@@ -65,6 +66,7 @@ class ModelSpec:
     checkpoint: str
     thresholds: Mapping[str, float]
     classes: tuple[str, ...] | None = None
+    tiling: TilingSettings | None = None  # tiled inference when set (the object's enabled `tiling`)
     beats_baseline: bool = True  # chosen_model's test-split verdict
 
 
@@ -110,6 +112,8 @@ def load_model(root: DataRoot, spec: ModelSpec, train: TrainSettings | None = No
             f"model {spec.object_name}/{spec.model_id}: the checkpoint's classes {detector.classes} differ "
             f"from the spec's {list(spec.classes)}"
         )
+    if spec.tiling is not None:
+        detector = TiledDetector(detector, spec.tiling)
     return LoadedModel(spec.object_name, spec.model_id, detector, dict(spec.thresholds), spec.beats_baseline)
 
 
@@ -122,6 +126,7 @@ def describe(root: DataRoot, spec: ModelSpec, train: TrainSettings) -> ModelDesc
             spec.backend,
             spec.classes,
             dict(spec.thresholds),
+            inference_of(spec.tiling),
             spec.beats_baseline,
         )
     return load_model(root, spec, train.model_copy(update={"device": "cpu"})).describe()

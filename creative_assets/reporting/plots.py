@@ -14,7 +14,6 @@ import math
 import zlib
 from collections.abc import Mapping, Sequence
 
-import cv2
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
@@ -67,6 +66,8 @@ def _figure_png(fig: Figure) -> bytes:
 
 
 def _encode_png(image_bgr: np.ndarray) -> bytes:
+    import cv2
+
     ok, buf = cv2.imencode(".png", image_bgr, [cv2.IMWRITE_PNG_COMPRESSION, 9])
     if not ok:
         raise ValueError("OpenCV could not encode the image as PNG")
@@ -128,7 +129,7 @@ def _value_range(values: np.ndarray, value: str) -> tuple[float, float]:
     return (lo, hi) if hi > lo else (lo - 0.5, hi + 0.5)
 
 
-def accuracy_heatmap(trials: pd.DataFrame, confidence: float, value: str = "accuracy") -> bytes:
+def accuracy_heatmap_figure(trials: pd.DataFrame, confidence: float, value: str = "accuracy") -> Figure:
     """Heatmap of `value` over the grid at one confidence: rows MAX_ITER, columns BATCH_SIZE_PER_IMAGE.
 
     `trials` is long format, one row per (trial, confidence), with columns max_iter, batch_size_per_image,
@@ -140,10 +141,17 @@ def accuracy_heatmap(trials: pd.DataFrame, confidence: float, value: str = "accu
     ax = fig.add_subplot()
     image = _draw_heatmap(ax, pivot, f"{value} at confidence {confidence:g}", vmin, vmax)
     fig.colorbar(image, ax=ax, shrink=0.8)
-    return _figure_png(fig)
+    return fig
 
 
-def heatmap_grid(trials: pd.DataFrame, confidences: Sequence[float], value: str = "accuracy") -> bytes:
+def accuracy_heatmap(trials: pd.DataFrame, confidence: float, value: str = "accuracy") -> bytes:
+    """`accuracy_heatmap_figure` as a PNG."""
+    return _figure_png(accuracy_heatmap_figure(trials, confidence, value))
+
+
+def heatmap_grid_figure(
+    trials: pd.DataFrame, confidences: Sequence[float], value: str = "accuracy"
+) -> Figure:
     """One heatmap panel per confidence on a shared colour scale (the case study's Figure 1)."""
     if not confidences:
         raise ValueError("heatmap_grid needs at least one confidence")
@@ -160,15 +168,20 @@ def heatmap_grid(trials: pd.DataFrame, confidences: Sequence[float], value: str 
     for ax in axes[len(pivots) :]:
         ax.set_visible(False)
     fig.colorbar(image, ax=list(axes[: len(pivots)]), shrink=0.8, label=value)
-    return _figure_png(fig)
+    return fig
+
+
+def heatmap_grid(trials: pd.DataFrame, confidences: Sequence[float], value: str = "accuracy") -> bytes:
+    """`heatmap_grid_figure` as a PNG."""
+    return _figure_png(heatmap_grid_figure(trials, confidences, value))
 
 
 # Evaluation figures ----------------------------------------------------------------------------------------
 
 
-def confusion_matrices(
+def confusion_matrices_figure(
     metrics_by_confidence: Mapping[float, PresenceMetrics | np.ndarray], title: str = "presence"
-) -> bytes:
+) -> Figure:
     """2×2 confusion matrices, one panel per confidence (the case study's Figure 2).
 
     Values are PresenceMetrics or 2×2 arrays laid out [[TN, FP], [FN, TP]] (rows truth, columns predicted).
@@ -199,10 +212,17 @@ def confusion_matrices(
         accuracy = (cm[0, 0] + cm[1, 1]) / total if total else float("nan")
         ax.set_title(f"conf {confidence:g}: acc {accuracy:.3f}", fontsize=9)
     fig.suptitle(title, fontsize=10)
-    return _figure_png(fig)
+    return fig
 
 
-def threshold_curve(sweep: pd.DataFrame, chosen: float, title: str = "threshold sweep") -> bytes:
+def confusion_matrices(
+    metrics_by_confidence: Mapping[float, PresenceMetrics | np.ndarray], title: str = "presence"
+) -> bytes:
+    """`confusion_matrices_figure` as a PNG."""
+    return _figure_png(confusion_matrices_figure(metrics_by_confidence, title))
+
+
+def threshold_curve_figure(sweep: pd.DataFrame, chosen: float, title: str = "threshold sweep") -> Figure:
     """Accuracy, precision, recall and F1 against the score threshold, with the chosen threshold marked."""
     fig = Figure(figsize=(5.0, 3.2), layout="constrained")
     ax = fig.add_subplot()
@@ -214,13 +234,20 @@ def threshold_curve(sweep: pd.DataFrame, chosen: float, title: str = "threshold 
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower left")
-    return _figure_png(fig)
+    return fig
+
+
+def threshold_curve(sweep: pd.DataFrame, chosen: float, title: str = "threshold sweep") -> bytes:
+    """`threshold_curve_figure` as a PNG."""
+    return _figure_png(threshold_curve_figure(sweep, chosen, title))
 
 
 # Sample images -------------------------------------------------------------------------------------------
 
 
 def _as_bgr(image: np.ndarray) -> np.ndarray:
+    import cv2
+
     image = np.asarray(image)
     if image.dtype != np.uint8:
         raise ValueError(f"expected a uint8 image, got {image.dtype}")
@@ -234,6 +261,8 @@ def _as_bgr(image: np.ndarray) -> np.ndarray:
 
 
 def _fit(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+    import cv2
+
     scale = min(1.0, max_side / max(image.shape[:2]))
     if scale < 1.0:
         image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
@@ -253,6 +282,8 @@ def detections_overlay(
     max_side: int = 400,
 ) -> bytes:
     """A creative with its detections drawn (box, label, score), shrunk to `max_side`, as PNG."""
+    import cv2
+
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     scores = np.asarray(scores, dtype=np.float64).ravel()
     if not (len(boxes) == len(labels) == len(scores)):
@@ -278,6 +309,8 @@ def image_grid(
     images: Sequence[np.ndarray], captions: Sequence[str], ncols: int = 4, thumb_side: int = 200
 ) -> bytes:
     """Thumbnails (BGR, as OpenCV reads them) in a grid with a caption under each."""
+    import cv2
+
     if len(images) != len(captions):
         raise ValueError(f"{len(images)} images but {len(captions)} captions")
     if not images:

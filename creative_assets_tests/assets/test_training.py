@@ -8,8 +8,9 @@ import pandas as pd
 import pytest
 
 from creative_assets.assets.datasets import coco_datasets
-from creative_assets.assets.training import NO_MODEL, chosen_model, grid_search
+from creative_assets.assets.training import chosen_model, grid_search
 from creative_assets.detection.evaluation import load_ground_truth
+from creative_assets.detection.selection import NO_MODEL
 from creative_assets_tests.support.asset_runs import (
     BRAND,
     Invocation,
