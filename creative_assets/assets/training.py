@@ -238,7 +238,11 @@ def chosen_model(
                 f"({pruned.freed_bytes / 2**20:.1f} MB); grid.keep_trial_checkpoints keeps them"
             )
     retention["model_folder_mb"] = round(folder_bytes(root.models(brand, object_name)) / 2**20, 1)
-    published = backend_by_name(lineage["backend"], cfg.train).load(root.root / record["checkpoint"])
+    # the model as detection runs it (tiled when the object's tiling is on); imported here because the
+    # detection assets import this module
+    from creative_assets.assets.detection import load_detector
+
+    published = load_detector(cfg, root, lineage["backend"], record["checkpoint"], object_name)
     verdict = verdict_on_test_split(
         published,
         split_of(root.root, coco_datasets, "test"),
