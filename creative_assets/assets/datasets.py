@@ -13,6 +13,7 @@ from creative_assets.labels.coco_splits import (
     build_coco_datasets,
     dataset_table,
 )
+from creative_assets.labels.legacy_coco_files import remove_legacy_coco_files
 from creative_assets.labels.pooling import join_label_rows, object_labels
 from creative_assets.labels.resolve import build_label_set
 from creative_assets.layout import DataRoot, PathEscapeError
@@ -126,6 +127,12 @@ def coco_datasets(context: dg.AssetExecutionContext, settings: SettingsResource,
     images, annotations = object_labels(labels, brand, spec.pooled, spec.categories)
     positives = annotations["image_path"].nunique()
     out_dir = root.datasets(brand, object_name)
+    legacy = remove_legacy_coco_files(root, brand, object_name)
+    if legacy:
+        context.log.info(
+            f"{brand}|{object_name}: removed {len(legacy)} COCO file(s) of the old layout under warehouse/ "
+            f"(they now live in datasets/{brand}/{object_name}/)"
+        )
     base_meta = {
         "object": object_name,
         "categories": ", ".join(spec.categories),
@@ -133,6 +140,8 @@ def coco_datasets(context: dg.AssetExecutionContext, settings: SettingsResource,
         "labelled_images": len(images),
         "positive_images": int(positives),
     }
+    if legacy:
+        base_meta["removed_legacy_coco_files"] = dg.MetadataValue.json(legacy)
     if positives == 0 or images["creative_id"].nunique() < 3:
         reason = "no labels" if positives == 0 else "too few labelled creatives to split (need 3)"
         context.log.info(f"{brand}|{object_name}: {reason}; materialising as 'no labels'")

@@ -141,6 +141,7 @@ def loaded_models(cfg: Settings, root: DataRoot, chosen: list[pd.DataFrame], thr
             m.model_id,
             load_detector(cfg, root, m.backend, m.checkpoint, m.object_name),
             m.thresholds,
+            m.beats_baseline,
         )
         for m in brand_models(chosen, thresholds, cfg.thresholds.start)
     ]
@@ -159,6 +160,7 @@ def model_specs(cfg: Settings, chosen: list[pd.DataFrame], thresholds: list[pd.D
             m.thresholds,
             m.classes,
             tiling_of(cfg, m.object_name),
+            m.beats_baseline,
         )
         for m in brand_models(chosen, thresholds, cfg.thresholds.start)
     ]

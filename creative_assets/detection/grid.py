@@ -149,7 +149,7 @@ def trial_fingerprint(
     return hashlib.sha256(json.dumps(what, sort_keys=True).encode("utf-8")).hexdigest()
 
 
-def _remap(
+def remap_predictions(
     preds: dict[int, Predictions], detector_classes: Sequence[str], gt: GroundTruth
 ) -> dict[int, Predictions]:
     """Relabel predictions from the detector's class order to the ground truth's."""
@@ -170,7 +170,7 @@ def evaluate_detector(
 ) -> tuple[dict[str, float], list[dict[str, Any]]]:
     """Presence metrics per class × confidence (long rows) and the trial-level summary (AP, AP50, macro
     rates and summed counts per confidence, mean_accuracy) of one detector on `valid`."""
-    preds = _remap(predict_split(detector, valid, images_per_forward, 0.0), detector.classes, gt)
+    preds = remap_predictions(predict_split(detector, valid, images_per_forward, 0.0), detector.classes, gt)
     scores = max_scores(gt, preds)
     long_rows: list[dict[str, Any]] = []
     summary: dict[str, float] = {}

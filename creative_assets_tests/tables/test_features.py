@@ -73,6 +73,7 @@ def det(
         "above_threshold": above,
         "threshold": 0.6,
         "model_id": "m1",
+        "model_beats_baseline": True,
         "backend": "test",
         "batch": "b1",
     }
