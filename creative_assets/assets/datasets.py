@@ -6,6 +6,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
+from creative_assets.assets.declare import table_assets
 from creative_assets.assets.metadata import error_metadata, preview, table_version, write_errors
 from creative_assets.labels.coco_splits import (
     DATASET_COLUMNS,
@@ -21,18 +22,15 @@ from creative_assets.media.decode import ImageDecodeError, decode_file
 from creative_assets.partitions import brand_object_partitions, brand_partitions, split_partition_key
 from creative_assets.reporting.plots import image_grid, markdown_image
 from creative_assets.resources.settings_resource import SettingsResource
-from creative_assets.version import ASSET_CODE_VERSIONS
 
 OWNERS = ["team:data-engineering"]
+asset = table_assets("datasets", OWNERS, {"coco", "parquet"})
 
 
-@dg.asset(
-    partitions_def=brand_partitions,
-    group_name="datasets",
+@asset(
+    "labels",
+    brand_partitions,
     kinds={"python", "parquet"},
-    owners=OWNERS,
-    code_version=ASSET_CODE_VERSIONS["labels"],
-    io_manager_key="warehouse_io_manager",
     deps=["raw_labels"],
     check_specs=[
         dg.AssetCheckSpec("labels_valid", asset="labels", description="every label record imported")
@@ -99,13 +97,9 @@ def _sample_grid(root: DataRoot, json_path: str, limit: int = 8) -> str | None:
     return markdown_image(image_grid(images, captions, ncols=4), "training samples")
 
 
-@dg.asset(
-    partitions_def=brand_object_partitions,
-    group_name="datasets",
-    kinds={"coco", "parquet"},
-    owners=OWNERS,
-    code_version=ASSET_CODE_VERSIONS["coco_datasets"],
-    io_manager_key="warehouse_io_manager",
+@asset(
+    "coco_datasets",
+    brand_object_partitions,
     ins={
         "labels": dg.AssetIn(
             partition_mapping=dg.AllPartitionMapping(),

@@ -5,6 +5,7 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
+from creative_assets.assets.declare import table_assets
 from creative_assets.assets.metadata import preview
 from creative_assets.assets.progress import stage_progress
 from creative_assets.detection.backend import CocoSplit
@@ -33,9 +34,10 @@ from creative_assets.partitions import brand_object_partitions, split_partition_
 from creative_assets.reporting.plots import confusion_matrices, heatmap_grid, markdown_image
 from creative_assets.resources.model_store import LocalModelStore
 from creative_assets.resources.settings_resource import SettingsResource
-from creative_assets.version import ASSET_CODE_VERSIONS, code_version
+from creative_assets.version import code_version
 
 OWNERS = ["team:computer-vision"]
+asset = table_assets("training", OWNERS, {"pytorch", "parquet"})
 
 
 def split_of(root_dir: Path, datasets: pd.DataFrame, split: str) -> CocoSplit:
@@ -65,13 +67,9 @@ def grid_plots(trials: pd.DataFrame, best: pd.Series, confidences: list[float], 
     }
 
 
-@dg.asset(
-    partitions_def=brand_object_partitions,
-    group_name="training",
-    kinds={"pytorch", "parquet"},
-    owners=OWNERS,
-    code_version=ASSET_CODE_VERSIONS["grid_search"],
-    io_manager_key="warehouse_io_manager",
+@asset(
+    "grid_search",
+    brand_object_partitions,
     op_tags={ACCELERATOR_TAG: "1"},
     check_specs=[
         dg.AssetCheckSpec("grid_complete", asset="grid_search", description="every grid trial has a row")
@@ -165,13 +163,9 @@ def grid_search(context: dg.AssetExecutionContext, settings: SettingsResource, c
     )
 
 
-@dg.asset(
-    partitions_def=brand_object_partitions,
-    group_name="training",
-    kinds={"pytorch", "parquet"},
-    owners=OWNERS,
-    code_version=ASSET_CODE_VERSIONS["chosen_model"],
-    io_manager_key="warehouse_io_manager",
+@asset(
+    "chosen_model",
+    brand_object_partitions,
     check_specs=[
         dg.AssetCheckSpec(
             "beats_always_absent", asset="chosen_model", description="accuracy > 'always absent'"
