@@ -9,15 +9,15 @@ from creative_assets.assets.progress import stage_progress
 from creative_assets.assets.training import split_of
 from creative_assets.detection.batch_detect import run_detection
 from creative_assets.detection.batch_parts import BATCH_FAILURE_STAGE, errors_folder
-from creative_assets.detection.batch_rows import LoadedModel
-from creative_assets.detection.batches import work_items
+from creative_assets.detection.batch_rows import DeferredModels, LoadedModel
+from creative_assets.detection.batches import ModelDescriptor, work_items
 from creative_assets.detection.brand_models import brand_models
 from creative_assets.detection.evaluation import load_ground_truth
 from creative_assets.detection.registry import backend_by_name
 from creative_assets.detection.selection import NO_MODEL
 from creative_assets.detection.split_inference import predict_split
 from creative_assets.detection.thresholds import optimal_thresholds as compute_optimal_thresholds
-from creative_assets.detection.tiling import TiledDetector
+from creative_assets.detection.tiling import TiledDetector, inference_of
 from creative_assets.jobs import ACCELERATOR_TAG
 from creative_assets.layout import DataRoot
 from creative_assets.locks import partition_lock
@@ -130,18 +130,38 @@ def _brand_inputs(values: dict[str, pd.DataFrame] | pd.DataFrame) -> list[pd.Dat
     return [values[k] for k in sorted(values)]
 
 
-def loaded_models(cfg: Settings, root: DataRoot, chosen: list[pd.DataFrame], thresholds: list[pd.DataFrame]):
-    """Every chosen model of the brand, loaded once, with its per-class thresholds."""
-    return [
-        LoadedModel(
+def deferred_models(
+    cfg: Settings, root: DataRoot, chosen: list[pd.DataFrame], thresholds: list[pd.DataFrame]
+) -> DeferredModels:
+    """Every chosen model of the brand with its per-class thresholds: described from the chosen_model rows,
+    loaded (once) only if a batch has to run."""
+    published = brand_models(chosen, thresholds, cfg.thresholds.start)
+    descriptors = tuple(
+        ModelDescriptor(
             m.object_name,
             m.model_id,
-            load_detector(cfg, root, m.backend, m.checkpoint, m.object_name),
+            m.backend,
+            m.classes,
             m.thresholds,
+            inference_of(tiling_of(cfg, m.object_name)),
             m.beats_baseline,
         )
-        for m in brand_models(chosen, thresholds, cfg.thresholds.start)
-    ]
+        for m in published
+    )
+
+    def load() -> list[LoadedModel]:
+        return [
+            LoadedModel(
+                m.object_name,
+                m.model_id,
+                load_detector(cfg, root, m.backend, m.checkpoint, m.object_name),
+                m.thresholds,
+                m.beats_baseline,
+            )
+            for m in published
+        ]
+
+    return DeferredModels(descriptors, load)
 
 
 def model_specs(cfg: Settings, chosen: list[pd.DataFrame], thresholds: list[pd.DataFrame]):
@@ -247,12 +267,13 @@ def detections(
             )
             run = run_detection_ray(root, brand, items, models, out_dir, train_settings=cfg.train, **common)
         else:
-            models = loaded_models(cfg, root, chosen, thresholds)
+            deferred = deferred_models(cfg, root, chosen, thresholds)
+            models = deferred.descriptors
             context.log.info(
                 f"{brand}: {len(models)} models: {', '.join(m.object_name for m in models) or 'none'}"
             )
             run = run_detection(
-                root, brand, items, models, out_dir, loader_workers=cfg.detection.loader_workers, **common
+                root, brand, items, deferred, out_dir, loader_workers=cfg.detection.loader_workers, **common
             )
     errors_path = errors_folder(out_dir)
     # metadata from the committed parts without loading the whole table (it grows with the creatives)

@@ -15,13 +15,19 @@ never more, so it does not grow with the number of creatives.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 
 import pandas as pd
 
 from creative_assets.detection.batch_parts import commit_batch, commit_failed_batch, error_frame
-from creative_assets.detection.batch_rows import BatchRows, LoadedModel, detect_chunk
+from creative_assets.detection.batch_rows import (
+    BatchRows,
+    DeferredModels,
+    LoadedModel,
+    described_models,
+    detect_chunk,
+)
 from creative_assets.detection.batch_runs import DetectionRun, check_run_arguments, open_run
 from creative_assets.detection.failure_policy import DEFAULT_MAX_RETRIES, reason_of
 from creative_assets.detection.image_loader import ImageFiles, image_chunks
@@ -33,7 +39,7 @@ def run_detection(
     root: DataRoot,
     brand: str,
     items: pd.DataFrame,
-    models: list[LoadedModel],
+    models: Sequence[LoadedModel] | DeferredModels,
     out_dir: Path,
     *,
     batch_size: int,
@@ -50,16 +56,18 @@ def run_detection(
     """Run every model on every work item of `brand`, committing one Parquet part per batch (resumable).
 
     `removed`: the creatives the manifest says were removed; committed rows of other absent creatives are
-    kept (see "Stale parts and absence" in `batch_parts`).
+    kept (see "Stale parts and absence" in `batch_parts`). `DeferredModels` are loaded only when a batch is
+    pending.
     """
     started = time.perf_counter()
     check_run_arguments(brand, images_per_forward, max_retries)
-    described = [m.describe() for m in models]
+    described = described_models(models)
     run = open_run(
         brand, items, described, out_dir, errors_dir, batch_size, score_floor, removed, log, progress
     )
     plan = run.plan
     if plan.pending:
+        models = models.loaded() if isinstance(models, DeferredModels) else list(models)
         chunks = [
             [
                 list(range(s, min(s + images_per_forward, b.stop)))

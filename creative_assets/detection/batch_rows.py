@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,6 +37,37 @@ class LoadedModel:
             inference,
             self.beats_baseline,
         )
+
+
+@dataclass(frozen=True)
+class DeferredModels:
+    """Models known by their descriptors and loaded only when a batch has to run, so a run with nothing to do
+    (every batch committed) never loads a checkpoint or imports torch. `load` must return models that
+    describe themselves exactly as `descriptors` (checked)."""
+
+    descriptors: tuple[ModelDescriptor, ...]
+    load: Callable[[], list[LoadedModel]]
+
+    def loaded(self) -> list[LoadedModel]:
+        """The loaded models; ValueError when a checkpoint does not match its descriptor."""
+        models = self.load()
+        described = tuple(m.describe() for m in models)
+        if described != self.descriptors:
+            for expected, got in zip(self.descriptors, described, strict=False):
+                if expected != got:
+                    raise ValueError(
+                        f"model {expected.object_name}/{expected.model_id} loads as {got}, not as {expected} "
+                        "(re-materialise chosen_model)"
+                    )
+            raise ValueError(f"{len(models)} models loaded for {len(self.descriptors)} described")
+        return models
+
+
+def described_models(models: Sequence[LoadedModel] | DeferredModels) -> list[ModelDescriptor]:
+    """The descriptors of loaded or deferred models."""
+    if isinstance(models, DeferredModels):
+        return list(models.descriptors)
+    return [m.describe() for m in models]
 
 
 class BatchRows:

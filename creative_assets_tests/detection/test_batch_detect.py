@@ -18,7 +18,7 @@ import pytest
 
 from creative_assets.detection.backend import Predictions
 from creative_assets.detection.batch_detect import run_detection
-from creative_assets.detection.batch_rows import LoadedModel
+from creative_assets.detection.batch_rows import DeferredModels, LoadedModel
 from creative_assets.detection.batches import (
     WORK_ITEM_DTYPES,
     ends_batch,
@@ -433,3 +433,29 @@ def test_a_brand_without_creatives_leaves_a_zero_row_detections_partition(root: 
     assert len(table) == 0 and list(table.columns) == [c for c in DETECTIONS.columns if c != "brand"]
     assert dict(table.dtypes.astype(str)) == {c: d for c, d in DETECTIONS.dtypes.items() if c != "brand"}
     assert duckdb.sql(f"SELECT count(*) FROM read_parquet('{folder}/*.parquet')").fetchall() == [(0,)]
+
+
+def test_deferred_models_load_only_when_a_batch_is_pending(root: DataRoot, brand_items: pd.DataFrame):
+    loads: list[int] = []
+
+    def load() -> list[LoadedModel]:
+        loads.append(1)
+        return colour_models()
+
+    deferred = DeferredModels(tuple(m.describe() for m in colour_models()), load)
+    first = detect(root, brand_items, models=deferred)
+    assert len(loads) == 1 and first.parts_written == first.batches
+    detect(root, brand_items, out="reference")
+    pd.testing.assert_frame_equal(
+        read_detections(root.warehouse("detections", BRAND)).drop(columns="batch"),
+        read_detections(root.warehouse("reference", BRAND)).drop(columns="batch"),
+    )
+    again = detect(root, brand_items, models=deferred)
+    assert len(loads) == 1 and again.parts_written == 0  # nothing pending: nothing loaded
+
+
+def test_deferred_models_that_load_otherwise_than_described_are_refused(root: DataRoot, brand_items):
+    described = tuple(m.describe() for m in colour_models("m1"))
+    deferred = DeferredModels(described, lambda: colour_models("m2"))
+    with pytest.raises(ValueError, match="logo/m1 loads as .*re-materialise chosen_model"):
+        detect(root, brand_items, models=deferred)
