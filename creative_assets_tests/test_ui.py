@@ -153,7 +153,7 @@ def test_a_new_creative_reaches_creative_features_with_no_launch(dagster_dev: st
     import dagster as dg
 
     from creative_assets.automation import TRAINING_ASSETS
-    from creative_assets.detection.batch_detect import ends_batch
+    from creative_assets.detection.batches import ends_batch
 
     root, cfg = smoke_pipeline.root, smoke_pipeline.settings
     instance = dg.DagsterInstance.from_config(str(smoke_pipeline.dagster_home))
