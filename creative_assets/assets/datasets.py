@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from creative_assets.assets.metadata import error_metadata, preview, write_errors
+from creative_assets.detection.box_stats import box_statistics, read_label_boxes
 from creative_assets.labels.coco_splits import build_coco_datasets
 from creative_assets.labels.detectron2_catalog import detectron2_available, register_splits
 from creative_assets.labels.resolve import ANNOTATION_COLUMNS, LABEL_IMAGE_COLUMNS, build_label_set
@@ -218,7 +219,13 @@ def coco_datasets(context: dg.AssetExecutionContext, settings: SettingsResource,
         "class_balance": preview(built.class_balance),
         "detectron2_registered": ", ".join(registered) or "detectron2 not installed",
     }
-    grid = _sample_grid(root, str(table.loc[table["split"] == "train", "json_path"].iloc[0]))
+    train_json = str(table.loc[table["split"] == "train", "json_path"].iloc[0])
+    # at the smallest training input: the size a box is hardest to learn at
+    short, long = min(cfg.train.min_size_train), cfg.train.max_size_train
+    sizes = box_statistics(read_label_boxes(root.root / train_json, spec.categories), short, long)
+    meta["box_sizes"] = preview(sizes)
+    meta["box_sizes_input"] = f"short side {short} px, long side at most {long} px (train split)"
+    grid = _sample_grid(root, train_json)
     if grid:
         meta["samples"] = dg.MetadataValue.md(grid)
     yield dg.Output(table, metadata=meta)

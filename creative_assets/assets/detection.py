@@ -14,7 +14,7 @@ from creative_assets.detection.batch_detect import (
     work_items,
 )
 from creative_assets.detection.brand_models import brand_models
-from creative_assets.detection.evaluation import load_ground_truth
+from creative_assets.detection.evaluation import by_size_at_thresholds, load_ground_truth
 from creative_assets.detection.registry import backend_by_name
 from creative_assets.detection.split_inference import predict_split
 from creative_assets.detection.thresholds import optimal_thresholds as compute_optimal_thresholds
@@ -99,6 +99,18 @@ def optimal_thresholds(
         "status": "ok",
         "model_id": str(row["model_id"]),
         "thresholds": preview(table),
+        "test_by_size": preview(
+            by_size_at_thresholds(
+                gts["test"],
+                preds["test"],
+                {str(r.class_name): float(r.threshold) for r in table.itertuples()},
+                cfg.train.min_size_test,
+                cfg.train.max_size_test,
+            )
+        ),
+        "by_size_note": f"box sizes at the test input (short side {cfg.train.min_size_test} px, long side at "
+        f"most {cfg.train.max_size_test} px); AP over detections ≥ {floor}, recall50 over those ≥ each "
+        "class's threshold",
         "tie_break": "highest valid accuracy; ties: highest F1, then the middle of the widest tied run",
     }
     for r in table.itertuples():

@@ -11,6 +11,7 @@ import pandas as pd
 from creative_assets.assets.metadata import preview
 from creative_assets.assets.progress import stage_progress
 from creative_assets.detection.backend import CocoSplit
+from creative_assets.detection.box_stats import SIZE_BIN_NAMES, SIZE_BINS_PX
 from creative_assets.detection.evaluation import always_absent_accuracy, load_ground_truth
 from creative_assets.detection.grid import choose_best_trial
 from creative_assets.detection.grid_executors import run_grid
@@ -80,6 +81,20 @@ def training_seconds(trials: pd.DataFrame) -> float:
     alone = trials["shared_run"].fillna("") == ""
     shared = trials[~alone].groupby("shared_run")["train_seconds"].max().sum()
     return float(trials.loc[alone, "train_seconds"].sum() + shared)
+
+
+def by_size_frame(trial: pd.Series) -> pd.DataFrame:
+    """A trial's valid AP and recall at IoU 0.5 by box size, one row per size bin."""
+    return pd.DataFrame(
+        [
+            {
+                "size": f"{name} ({lo}+ px)",
+                "AP": float(trial.get(f"AP_{name}", np.nan)),
+                "recall50": float(trial.get(f"recall50_{name}", np.nan)),
+            }
+            for name, lo in zip(SIZE_BIN_NAMES, (0, *SIZE_BINS_PX), strict=True)
+        ]
+    )
 
 
 def grid_plots(trials: pd.DataFrame, best: pd.Series, confidences: list[float], title: str) -> dict:
@@ -189,6 +204,9 @@ def grid_search(context: dg.AssetExecutionContext, settings: SettingsResource, c
         **grid_plots(trials, best, cfg.confidences, f"{brand}|{object_name}"),
         "best_AP": float(best["AP"]),
         "best_AP50": float(best["AP50"]),
+        "best_by_size": preview(by_size_frame(best)),
+        "by_size_input": f"box sizes at the test input: short side {cfg.train.min_size_test} px, long side at "
+        f"most {cfg.train.max_size_test} px",
     }
     if failed is not None and len(failed):
         meta["failed_trials"] = preview(failed)

@@ -60,6 +60,8 @@ def test_grid_search_has_a_row_per_trial_and_names_the_best_mean_accuracy(grid: 
     assert grid.meta("best_mean_accuracy") == pytest.approx(by_hand.max())
     for plot in ("accuracy_heatmaps", "best_confusion_matrices"):
         assert grid.meta(plot).startswith("![") and "data:image/png;base64," in grid.meta(plot)
+    by_size = grid.meta("best_by_size")
+    assert all(f"| {name} (" in by_size for name in ("tiny", "small", "medium", "large"))
 
 
 def test_chosen_model_publishes_the_grids_best_trial(
