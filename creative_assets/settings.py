@@ -147,6 +147,16 @@ class TrainSettings(_Strict):
     rpn_post_nms_top_n_test: int = 1000
     rpn_batch_size_per_image: int = 256
     detections_per_image: int = 100
+    anchor_sizes: list[list[int]] | None = Field(
+        None,
+        description="MODEL.ANCHOR_GENERATOR.SIZES: anchor sizes in input pixels, one list per FPN level; None = "
+        "the architecture's own. Set by the fit to the labels (`fit.anchors`) and kept in every checkpoint",
+    )
+    aspect_ratios: list[float] | None = Field(
+        None,
+        description="MODEL.ANCHOR_GENERATOR.ASPECT_RATIOS (height / width) used on every level; None = the "
+        "architecture's own (0.5, 1, 2)",
+    )
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
     cpu_threads: int | None = Field(
@@ -164,6 +174,31 @@ class TrainSettings(_Strict):
         if self.base_lr is not None:
             return self.base_lr
         return self.reference_lr * self.ims_per_batch / self.reference_ims_per_batch
+
+
+class FitSettings(_Strict):
+    """Fitting the detector to the train split's boxes before the grid trains (`detection/label_fit.py`)."""
+
+    anchors: bool = Field(
+        True, description="choose anchor sizes and aspect ratios from the labelled boxes (both backends)"
+    )
+    input_size: bool = Field(
+        True, description="grow the training and test input when the small labelled boxes would be too small"
+    )
+    min_box_pixels: float = Field(
+        12.0,
+        gt=0,
+        description="the size (sqrt of area, input pixels) the small boxes should keep at the smallest "
+        "training input; 12 px is about 1.5 cells of the finest FPN level (stride 8) of the CPU models",
+    )
+    box_quantile: float = Field(
+        0.05, ge=0, lt=1, description="which boxes count as 'the small ones': this quantile of the sizes"
+    )
+    max_short_side: int = Field(
+        1600,
+        gt=0,
+        description="the test input's short side never grows past this (the profile's time budget)",
+    )
 
 
 class ThresholdSettings(_Strict):
@@ -252,6 +287,7 @@ class Settings(_Strict):
     confidences: list[float] = Field(default_factory=lambda: [0.2, 0.4, 0.6, 0.8])
     thresholds: ThresholdSettings = Field(default_factory=ThresholdSettings)
     train: TrainSettings = Field(default_factory=TrainSettings)
+    fit: FitSettings = Field(default_factory=FitSettings)
     detection: DetectionSettings = Field(default_factory=DetectionSettings)
     executor: Literal["local", "ray"] = "local"
     media: MediaSettings = Field(default_factory=MediaSettings)
@@ -329,6 +365,8 @@ PROFILE_DEFAULTS: dict[str, dict[str, Any]] = {
             "cpu_threads": 1,
         },
         "detection": {"batch_size": 4, "images_per_forward": 2, "loader_workers": 0},
+        # the fit still chooses anchors; the input never grows, so tests keep their seconds
+        "fit": {"max_short_side": 96},
     },
     "demo": {
         # Two runs of 400 iterations per object (the 200 trials are snapshots of them), one per CPU core.
@@ -355,6 +393,8 @@ PROFILE_DEFAULTS: dict[str, dict[str, Any]] = {
             "cpu_threads": 1,
         },
         "detection": {"batch_size": 50, "images_per_forward": 8, "loader_workers": 1},
+        # at most 1.6× the 160 px input (≈2.6× the pixels) for labels with very small boxes
+        "fit": {"max_short_side": 256},
     },
     "full": {
         "grid": {"max_iter": [300, 500, 1000], "batch_size_per_image": [256, 512, 1024]},

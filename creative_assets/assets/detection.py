@@ -85,6 +85,11 @@ def optimal_thresholds(
         s: predict_split(detector, sp, images_per_forward=cfg.detection.images_per_forward, score_floor=floor)
         for s, sp in splits.items()
     }
+    trained = getattr(detector, "meta", {}).get("train_settings", {})  # the input the model was fitted to
+    test_size = (
+        int(trained.get("min_size_test", cfg.train.min_size_test)),
+        int(trained.get("max_size_test", cfg.train.max_size_test)),
+    )
     table, sweeps = compute_optimal_thresholds(
         gts["valid"], preds["valid"], gts["test"], preds["test"], cfg.thresholds.values()
     )
@@ -104,13 +109,12 @@ def optimal_thresholds(
                 gts["test"],
                 preds["test"],
                 {str(r.class_name): float(r.threshold) for r in table.itertuples()},
-                cfg.train.min_size_test,
-                cfg.train.max_size_test,
+                *test_size,
             )
         ),
-        "by_size_note": f"box sizes at the test input (short side {cfg.train.min_size_test} px, long side at "
-        f"most {cfg.train.max_size_test} px); AP over detections ≥ {floor}, recall50 over those ≥ each "
-        "class's threshold",
+        "by_size_note": f"box sizes at the model's test input (short side {test_size[0]} px, long side at "
+        f"most {test_size[1]} px); AP over detections ≥ {floor}, recall50 over those ≥ each class's "
+        "threshold",
         "tie_break": "highest valid accuracy; ties: highest F1, then the middle of the widest tied run",
     }
     for r in table.itertuples():

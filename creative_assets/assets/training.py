@@ -16,6 +16,7 @@ from creative_assets.detection.evaluation import always_absent_accuracy, load_gr
 from creative_assets.detection.grid import choose_best_trial
 from creative_assets.detection.grid_executors import run_grid
 from creative_assets.detection.haar import HAAR_CASCADES, haar_baseline
+from creative_assets.detection.label_fit import fit_to_split
 from creative_assets.detection.registry import backend_by_name, backend_choice, resolve_device
 from creative_assets.detection.retention import folder_bytes, forget_pruned_winner, prune_losing_checkpoints
 from creative_assets.jobs import ACCELERATOR_TAG
@@ -142,13 +143,15 @@ def grid_search(context: dg.AssetExecutionContext, settings: SettingsResource, c
     backend = backend_by_name(choice.name, cfg.train)
     device = resolve_device(cfg.train.device)
     classes = list(cfg.object(object_name).categories)
+    train_split = split_of(root.root, coco_datasets, "train")
+    valid_split = split_of(root.root, coco_datasets, "valid")
+    label_fit = fit_to_split(cfg.train, cfg.fit, train_split.json_path, classes)
+    cfg = cfg.model_copy(update={"train": label_fit.settings})
     out_dir = grid_folder(cfg, brand, object_name, str(coco_datasets["fingerprint"].iloc[0]))
     context.log.info(
         f"grid {brand}|{object_name}: {expected} trials, backend {backend.name} ({choice.reason}), "
         f"{cfg.train.architecture}, device {device}, profile {cfg.profile}, trials in {out_dir}"
     )
-    train_split = split_of(root.root, coco_datasets, "train")
-    valid_split = split_of(root.root, coco_datasets, "valid")
     failed = None
 
     def run_trials():
@@ -205,6 +208,7 @@ def grid_search(context: dg.AssetExecutionContext, settings: SettingsResource, c
         "best_AP": float(best["AP"]),
         "best_AP50": float(best["AP50"]),
         "best_by_size": preview(by_size_frame(best)),
+        "label_fit": dg.MetadataValue.json(label_fit.report),
         "by_size_input": f"box sizes at the test input: short side {cfg.train.min_size_test} px, long side at "
         f"most {cfg.train.max_size_test} px",
     }
@@ -283,6 +287,11 @@ def chosen_model(
         return
     best = choose_best_trial(grid_search)
     valid = split_of(root.root, coco_datasets, "valid")
+    # the grid trained with these (the fit is a pure function of the train split and the settings)
+    classes = list(cfg.object(object_name).categories)
+    label_fit = fit_to_split(
+        cfg.train, cfg.fit, split_of(root.root, coco_datasets, "train").json_path, classes
+    )
     gt = load_ground_truth(valid.json_path)
     absent = float(always_absent_accuracy(gt.presence))
     # The checks compare at the model's best evaluated confidence (the threshold sweep refines it later).
@@ -317,7 +326,13 @@ def chosen_model(
         "dataset_fingerprint": str(coco_datasets["fingerprint"].iloc[0]),
         "code_version": code_version(),
         "profile": cfg.profile,
-        "train_settings": cfg.train.model_dump(mode="json"),
+        "train_settings": label_fit.settings.model_dump(mode="json"),
+        "label_fit": {
+            **label_fit.report,
+            "why": "anchors scaled to best match the train boxes (mean best IoU); the input grown when the "
+            f"{cfg.fit.box_quantile:g} quantile of box sizes is under {cfg.fit.min_box_pixels:g} px "
+            f"(capped at a {cfg.fit.max_short_side} px short side)",
+        },
     }
     record = model_store.publish(brand, object_name, checkpoint, lineage)
     retention: dict[str, object] = {"kept_trial_checkpoints": cfg.grid.keep_trial_checkpoints}

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 
 from creative_assets.assets.datasets import coco_datasets
 from creative_assets.assets.training import NO_MODEL, chosen_model, grid_search
@@ -87,6 +88,12 @@ def test_chosen_model_publishes_the_grids_best_trial(
     assert absent == pytest.approx(row["always_absent_accuracy"])
     assert run.checks["beats_haar"].passed
     assert run.checks["beats_haar"].metadata["haar"].value == "n/a (not face/smile)"
+    # the lineage says which anchors the model was trained with, and they are the checkpoint's
+    lineage = run.meta("lineage")
+    fitted = lineage["label_fit"]["anchors"]["sizes"]
+    assert lineage["train_settings"]["anchor_sizes"] == fitted
+    saved = torch.load(root / row["checkpoint"], map_location="cpu", weights_only=True)
+    assert saved["train_settings"]["anchor_sizes"] == fitted
 
 
 def test_without_datasets_the_grid_and_the_model_are_no_model(root: Path, datasets: pd.DataFrame) -> None:

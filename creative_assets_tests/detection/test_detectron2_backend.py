@@ -310,3 +310,17 @@ def test_coco_weights_that_cannot_be_fetched_raise_a_clear_error(split, tmp_path
     settings = SETTINGS.model_copy(update={"weights": "coco"})
     with pytest.raises(WeightsUnavailableError, match=r"cannot get the coco weights.*train\.weights"):
         Detectron2Backend(device="cpu").train(split, CLASSES, PARAMS, settings, tmp_path / "out")
+
+
+def test_fitted_anchors_reach_the_anchor_generator_one_size_list_per_fpn_level(tmp_path):
+    anchors = {"anchor_sizes": [[12], [24], [48], [96], [192]], "aspect_ratios": [0.8, 1.0, 1.25]}
+    cfg = build_config(SETTINGS.model_copy(update=anchors), CLASSES, PARAMS, tmp_path)
+    assert cfg.MODEL.ANCHOR_GENERATOR.SIZES == anchors["anchor_sizes"]
+    assert cfg.MODEL.ANCHOR_GENERATOR.ASPECT_RATIOS == [anchors["aspect_ratios"]]
+    from detectron2.modeling import build_model as d2_build_model
+
+    generator = d2_build_model(cfg).proposal_generator.anchor_generator
+    # the model built from the config (as a checkpoint's cfg is at load time) places those anchors
+    assert [round(float(a[:, 2].sub(a[:, 0]).max())) for a in generator.cell_anchors] == [
+        round(s[0] * 1.25**0.5) for s in anchors["anchor_sizes"]
+    ]
