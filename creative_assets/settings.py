@@ -119,6 +119,55 @@ class GridSettings(_Strict):
         return sorted(v)
 
 
+class AugmentSettings(_Strict):
+    """Training augmentations for what real creatives do to a logo (`detection/augmentation.py`); both backends
+    apply them after the resize and flip, boxes following. A probability of 0 turns one off."""
+
+    enabled: bool = Field(True, description="apply the augmentations below (the resize and flip always run)")
+    scale_jitter: list[float] = Field(
+        default_factory=lambda: [0.8, 1.25],
+        description="range of a random factor on the input size (after INPUT.MIN_SIZE_TRAIN's choice)",
+    )
+    scale_jitter_prob: float = Field(0.5, ge=0, le=1, description="share of samples that get a scale factor")
+    keep_box_pixels: float = Field(
+        10.0,
+        ge=0,
+        description="scale jitter never shrinks the image's smallest box below this size (sqrt of area, px)",
+    )
+    blur_prob: float = Field(0.3, ge=0, le=1, description="share of samples blurred (motion or Gaussian)")
+    blur_max_kernel: int = Field(7, ge=3, description="largest blur kernel in input pixels")
+    jpeg_prob: float = Field(0.3, ge=0, le=1, description="share of samples re-compressed as JPEG")
+    jpeg_quality: list[int] = Field(
+        default_factory=lambda: [25, 90], description="range of the re-compression's JPEG quality"
+    )
+    color_prob: float = Field(0.5, ge=0, le=1, description="share of samples with colour jitter")
+    brightness: float = Field(0.25, ge=0, lt=1, description="brightness factor drawn from 1 ± this")
+    contrast: float = Field(0.25, ge=0, lt=1, description="contrast factor drawn from 1 ± this")
+    saturation: float = Field(0.3, ge=0, lt=1, description="saturation factor drawn from 1 ± this")
+    cutout_prob: float = Field(0.3, ge=0, le=1, description="share of samples with occluding patches")
+    cutout_max_patches: int = Field(3, ge=1, description="at most this many patches (or bars) per sample")
+    cutout_max_size: float = Field(
+        0.3, gt=0, le=1, description="a patch's longer side is at most this share of the image's short side"
+    )
+    cutout_max_box_cover: float = Field(
+        0.5, ge=0, lt=1, description="a patch never hides more than this share of any box (it stays labelled)"
+    )
+
+    @field_validator("scale_jitter")
+    @classmethod
+    def _jitter_range(cls, v: list[float]) -> list[float]:
+        if len(v) != 2 or not 0 < v[0] <= v[1]:
+            raise ValueError("scale_jitter must be [low, high] with 0 < low <= high")
+        return v
+
+    @field_validator("jpeg_quality")
+    @classmethod
+    def _quality_range(cls, v: list[int]) -> list[int]:
+        if len(v) != 2 or not 1 <= v[0] <= v[1] <= 100:
+            raise ValueError("jpeg_quality must be [low, high] with 1 <= low <= high <= 100")
+        return v
+
+
 class TrainSettings(_Strict):
     """Detector and solver. Names follow detectron2's config keys where one exists."""
 
@@ -157,6 +206,7 @@ class TrainSettings(_Strict):
         description="MODEL.ANCHOR_GENERATOR.ASPECT_RATIOS (height / width) used on every level; None = the "
         "architecture's own (0.5, 1, 2)",
     )
+    augment: AugmentSettings = Field(default_factory=AugmentSettings)
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
     cpu_threads: int | None = Field(
@@ -363,6 +413,8 @@ PROFILE_DEFAULTS: dict[str, dict[str, Any]] = {
             "detections_per_image": 20,
             "base_lr": 0.01,
             "cpu_threads": 1,
+            # a handful of iterations learns nothing from nuisances; tests of the augmentations call them directly
+            "augment": {"enabled": False},
         },
         "detection": {"batch_size": 4, "images_per_forward": 2, "loader_workers": 0},
         # the fit still chooses anchors; the input never grows, so tests keep their seconds
