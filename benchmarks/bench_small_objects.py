@@ -55,6 +55,8 @@ LOGO_SHARE = 0.55
 MAX_HIDDEN = 0.4
 REFERENCE_INPUT = (160, 256)  # the demo profile's test input: the size bins of both arms
 ARMS = ("before", "after")
+# one half of `after` each, to tell which part helps or hurts (not run by default)
+DIAGNOSTIC_ARMS = ("fit_only", "augment_only")
 
 
 # ----------------------------------------------------------------------------------------------- generator
@@ -209,10 +211,12 @@ def generate(folder: Path, level_name: str, seed: int) -> dict[str, CocoSplit]:
 
 
 def arm_settings(root: Path, arm: str, seed: int, threads: int) -> Settings:
-    """The demo profile; `before` without the fit to the labels and without augmentation."""
+    """The demo profile; `before` without the fit to the labels and without augmentation, `fit_only` and
+    `augment_only` with one of them."""
     overrides: dict[str, Any] = {"train": {"seed": seed, "cpu_threads": threads, "device": "cpu"}}
-    if arm == "before":
+    if arm in ("before", "fit_only"):
         overrides["train"]["augment"] = {"enabled": False}
+    if arm in ("before", "augment_only"):
         overrides["fit"] = {"anchors": False, "input_size": False}
     return build_settings(root, "demo", overrides)
 
@@ -273,9 +277,9 @@ def run_one(job: tuple[str, str, int, int, int, str]) -> dict[str, Any]:
 
 def summary(results: list[dict[str, Any]]) -> str:
     """Mean ± sd over seeds per level × arm, and AP50 / recall by size."""
-    lines = ["level  arm     accuracy       AP50           AP             s/iter  input"]
+    lines = ["level  arm          accuracy       AP50           AP             s/iter  input"]
     for level in LEVELS:
-        for arm in ARMS:
+        for arm in (*ARMS, *DIAGNOSTIC_ARMS):
             rows = [r for r in results if r["level"] == level and r["arm"] == arm]
             if not rows:
                 continue
@@ -287,7 +291,7 @@ def summary(results: list[dict[str, Any]]) -> str:
 
             inputs = sorted({r["input_test_short_side"] for r in rows})
             spi = statistics.mean(r["seconds_per_iter"] for r in rows)
-            lines.append(f"{level:6s} {arm:7s} {ms('accuracy'):14s} {ms('AP50'):14s} {ms('AP'):14s} "
+            lines.append(f"{level:6s} {arm:12s} {ms('accuracy'):14s} {ms('AP50'):14s} {ms('AP'):14s} "
                          f"{spi:.3f}   {inputs}")  # fmt: skip
             for k, size in enumerate(r["size"] for r in rows[0]["by_size"]):
                 boxes = sum(r["by_size"][k]["boxes"] for r in rows)
@@ -304,7 +308,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     p.add_argument("--levels", nargs="+", default=list(LEVELS), choices=list(LEVELS))
-    p.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
+    p.add_argument("--arms", nargs="+", default=list(ARMS), choices=[*ARMS, *DIAGNOSTIC_ARMS])
     p.add_argument("--iters", type=int, default=400, help="the demo profile's largest MAX_ITER")
     p.add_argument("--workers", type=int, default=2, help="runs at once (one process each)")
     p.add_argument("--threads", type=int, default=1, help="torch threads per run")

@@ -232,6 +232,13 @@ class FitSettings(_Strict):
     anchors: bool = Field(
         True, description="choose anchor sizes and aspect ratios from the labelled boxes (both backends)"
     )
+    anchor_match_share: float = Field(
+        0.98,
+        gt=0,
+        le=1,
+        description="the architecture's anchors are kept while at least this share of the boxes has an anchor "
+        "of IoU >= 0.5 (centred); below it they are re-fitted",
+    )
     input_size: bool = Field(
         True, description="grow the training and test input when the small labelled boxes would be too small"
     )

@@ -90,10 +90,11 @@ def test_chosen_model_publishes_the_grids_best_trial(
     assert run.checks["beats_haar"].metadata["haar"].value == "n/a (not face/smile)"
     # the lineage says which anchors the model was trained with, and they are the checkpoint's
     lineage = run.meta("lineage")
-    fitted = lineage["label_fit"]["anchors"]["sizes"]
-    assert lineage["train_settings"]["anchor_sizes"] == fitted
+    anchors = lineage["label_fit"]["anchors"]
+    trained_with = anchors["sizes"] if anchors["changed"] else None  # None: the architecture's own
+    assert lineage["train_settings"]["anchor_sizes"] == trained_with
     saved = torch.load(root / row["checkpoint"], map_location="cpu", weights_only=True)
-    assert saved["train_settings"]["anchor_sizes"] == fitted
+    assert saved["train_settings"]["anchor_sizes"] == trained_with
 
 
 def test_without_datasets_the_grid_and_the_model_are_no_model(root: Path, datasets: pd.DataFrame) -> None:

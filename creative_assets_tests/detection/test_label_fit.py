@@ -67,7 +67,18 @@ def test_anchors_shrink_to_the_small_boxes_and_match_them_better(tmp_path):
     assert any(9.5 <= s <= 10.5 for s in sizes[0])
     assert sizes == sorted(sizes)  # small anchors stay on the fine levels
     report = fitted.report["anchors"]
+    assert report["changed"] and report["matched_share_default"] == 0.0  # 10 px vs 16 px: IoU 0.39
     assert report["mean_best_iou"] > report["mean_best_iou_default"]
+    assert report["matched_share"] == 1.0
+
+
+def test_anchors_that_already_match_the_boxes_are_kept(tmp_path):
+    # 60 px at 480 is 20 px at 160: the 16 and 24 px anchors overlap it with IoU 0.64 and 0.69
+    train = demo_train(tmp_path)
+    fitted = fit_to_split(train, FitSettings(input_size=False), squares(tmp_path, 60), ["logo"])
+    assert fitted.settings == train
+    assert fitted.report["anchors"]["changed"] is False
+    assert fitted.report["anchors"]["matched_share_default"] == 1.0
 
 
 def test_square_labels_get_three_distinct_ratios_around_one():
