@@ -28,7 +28,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from creative_assets.detection.batch_detect import WORK_ITEM_DTYPES, LoadedModel, run_detection
+from creative_assets.detection.batch_detect import run_detection
+from creative_assets.detection.batch_rows import LoadedModel
+from creative_assets.detection.batches import WORK_ITEM_DTYPES
 from creative_assets.layout import DataRoot
 from creative_assets.settings import build_settings
 

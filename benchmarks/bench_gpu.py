@@ -58,7 +58,9 @@ import torchvision
 
 from creative_assets.detection.architectures import build_model
 from creative_assets.detection.backend import CocoSplit, Predictions, TrialParams
-from creative_assets.detection.batch_detect import LoadedModel, run_detection, work_items
+from creative_assets.detection.batch_detect import run_detection
+from creative_assets.detection.batch_rows import LoadedModel
+from creative_assets.detection.batches import work_items
 from creative_assets.detection.grid import training_groups
 from creative_assets.detection.registry import get_backend, resolve_backend_name, resolve_device
 from creative_assets.detection.runtime import seed_everything, torch_threads

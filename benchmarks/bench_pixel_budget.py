@@ -66,7 +66,9 @@ def make_brand(data: Path, images: int, side: int | None) -> None:
 
 def measure(data: Path) -> dict:
     """In this process: scan and detect the brand; peak RSS and what the tables say."""
-    from creative_assets.detection.batch_detect import LoadedModel, run_detection, work_items
+    from creative_assets.detection.batch_detect import run_detection
+    from creative_assets.detection.batch_rows import LoadedModel
+    from creative_assets.detection.batches import work_items
     from creative_assets.layout import DataRoot
     from creative_assets.media.manifest import scan_creatives
 

@@ -8,7 +8,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from creative_assets.settings import (
@@ -176,42 +176,39 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="command", required=True)
 
-    def common(sp: argparse.ArgumentParser) -> None:
+    def command(name: str, help: str, func: Callable[[argparse.Namespace], int], settings: bool = True):
+        """A sub-command; `settings`: it takes --data and --profile."""
+        sp = sub.add_parser(name, help=help)
+        sp.set_defaults(func=func)
         sp.add_argument("--data", help=f"data root (default ${DATA_ENV} or ./data)")
-        sp.add_argument(
-            "--profile", help=f"settings profile: {', '.join(PROFILES)} (default ${PROFILE_ENV} or demo)"
-        )
+        if settings:
+            sp.add_argument(
+                "--profile", help=f"settings profile: {', '.join(PROFILES)} (default ${PROFILE_ENV} or demo)"
+            )
+        return sp
 
-    d = sub.add_parser("demo", help="generate demo data if missing and materialise the whole graph")
-    common(d)
+    d = command("demo", "generate demo data if missing and materialise the whole graph", cmd_demo)
     d.add_argument("--brands", help="comma-separated brands (default: every brand under raw/)")
     d.add_argument("--seed", type=int, default=0, help="seed of the generated demo data")
-    d.set_defaults(func=cmd_demo)
 
-    g = sub.add_parser("demo-data", help="write the synthetic demo creatives, labels and impressions")
-    g.add_argument("--data", help=f"data root (default ${DATA_ENV} or ./data)")
+    g = command(
+        "demo-data", "write the synthetic demo creatives, labels and impressions", cmd_demo_data, False
+    )
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--overwrite", action="store_true", help="replace existing demo brands")
-    g.set_defaults(func=cmd_demo_data)
 
-    a = sub.add_parser("add-brand", help="add a brand partition and its raw/<brand>/ folders")
-    common(a)
+    a = command("add-brand", "add a brand partition and its raw/<brand>/ folders", cmd_add_brand)
     a.add_argument("name", help="brand name: lower-case letters, digits, '_' and '-'")
     a.add_argument("--ingest", action="store_true", help="also run its ingestion now")
-    a.set_defaults(func=cmd_add_brand)
 
-    b = sub.add_parser("backfill", help="backfill every object of a brand (train_job; needs the daemon)")
-    common(b)
+    b = command("backfill", "backfill every object of a brand (train_job; needs the daemon)", cmd_backfill)
     b.add_argument("--brand", required=True)
     b.add_argument("--objects", help="comma-separated objects (default: all)")
     b.add_argument("--workspace", default="workspace.yaml", help="the workspace file dagster dev runs")
-    b.set_defaults(func=cmd_backfill)
 
-    r = sub.add_parser("retrain", help="re-read a brand's labels and retrain one brand × object")
-    common(r)
+    r = command("retrain", "re-read a brand's labels and retrain one brand × object", cmd_retrain)
     r.add_argument("--brand", required=True)
     r.add_argument("--object", required=True, dest="object_name", help="the object to retrain, e.g. logo")
-    r.set_defaults(func=cmd_retrain)
     return p
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
-from dataclasses import dataclass
+import stat
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from creative_assets.settings import validate_brand
@@ -23,9 +25,15 @@ class DataRoot:
     """Paths under one data root. Every path the pipeline reads or writes comes from here."""
 
     root: Path
+    # Folder (relative to the root) → (its real path, device, inode) when last resolved; see resolve_inside.
+    _real_folders: dict[str, tuple[Path, int, int]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+    _root_prefix: str = field(default="", init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "root", Path(self.root).resolve())
+        object.__setattr__(self, "_root_prefix", str(self.root).rstrip(os.sep) + os.sep)
 
     # raw inputs
     def raw(self, brand: str) -> Path:
@@ -115,8 +123,42 @@ class DataRoot:
             return Path(path).resolve().as_posix()
 
     def resolve_inside(self, relative: str) -> Path:
-        """The absolute path of `relative` (posix, under the root); PathEscapeError if it escapes."""
-        candidate = (self.root / relative).resolve()
-        if candidate != self.root and self.root not in candidate.parents:
+        """The absolute path of `relative` (posix, under the root); PathEscapeError if it escapes.
+
+        Symlinks anywhere below the root are followed and must stay inside it. `Path.resolve` costs one
+        `lstat` per component of the absolute path (about 9 per creative, 177k calls for 20k creatives), so
+        each folder's real path is resolved once and remembered with its device and inode: a later call
+        costs one `lstat` of the folder (which revalidates it: a folder since replaced by a symlink, or by
+        another folder, no longer matches) and one of the file (which may itself be a symlink).
+        """
+        path = Path(relative)
+        if path.is_absolute() or ".." in path.parts or not path.parts:
+            return self._checked((self.root / path).resolve(), relative)
+        folder = self._real_folder(path.parent.as_posix())
+        if folder is None:
+            return self._checked((self.root / path).resolve(), relative)
+        candidate = folder / path.name
+        if candidate.is_symlink():
+            return self._checked(candidate.resolve(), relative)
+        return candidate
+
+    def _real_folder(self, folder: str) -> Path | None:
+        """The real path of an existing folder below the root (checked inside it), or None to resolve fully."""
+        try:
+            seen = os.lstat(self.root / folder)
+        except OSError:
+            return None
+        if stat.S_ISLNK(seen.st_mode) or not stat.S_ISDIR(seen.st_mode):
+            return None
+        known = self._real_folders.get(folder)
+        if known is not None and known[1:] == (seen.st_dev, seen.st_ino):
+            return known[0]
+        real = self._checked((self.root / folder).resolve(), folder)
+        self._real_folders[folder] = (real, seen.st_dev, seen.st_ino)
+        return real
+
+    def _checked(self, candidate: Path, relative: str) -> Path:
+        """`candidate` if it is the root or below it, else PathEscapeError naming `relative`."""
+        if candidate != self.root and not str(candidate).startswith(self._root_prefix):
             raise PathEscapeError(f"{relative!r} escapes the data root")
         return candidate

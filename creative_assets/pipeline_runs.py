@@ -40,9 +40,21 @@ def ensure_brands(instance: dg.DagsterInstance, brands: Sequence[str]) -> None:
         instance.add_dynamic_partitions(BRAND_PARTITIONS_NAME, missing)
 
 
+def record_raw_versions(instance: dg.DagsterInstance, cfg: Settings, brands: Sequence[str]) -> int:
+    """Record the raw files' data versions before reading them, as the raw-files sensor would: the assets
+    built next then count as up to date, and `dagster dev` started later does not rerun them."""
+    from creative_assets.sensors import raw_observations
+
+    observations = raw_observations(instance, DataRoot(cfg.data_root), list(brands))
+    for observation in observations:
+        instance.report_runless_asset_event(observation)
+    return len(observations)
+
+
 def run_ingest(instance: dg.DagsterInstance, cfg: Settings, brands: Sequence[str]) -> None:
     """Manifest, frames and labels of each brand."""
     ensure_brands(instance, brands)
+    record_raw_versions(instance, cfg, brands)
     for brand in brands:
         _materialize(instance, INGEST_ASSETS, brand, cfg)
 
@@ -64,6 +76,7 @@ def run_retrain(instance: dg.DagsterInstance, cfg: Settings, brand: str, object_
     """Re-read the brand's labels (new files in raw/<brand>/labels/), then rebuild the pair's dataset, grid,
     chosen model and thresholds."""
     ensure_brands(instance, [brand])
+    record_raw_versions(instance, cfg, [brand])
     _materialize(instance, ["labels"], brand, cfg)
     _materialize(instance, TRAIN_ASSETS, brand_object_key(brand, object_name), cfg)
 

@@ -46,12 +46,31 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class TilingSettings(_Strict):
+    """Tiled inference for one object: small things in large stills and frames are also looked for in
+    overlapping tiles at full resolution, and the boxes merged (detection/tiling.py)."""
+
+    enabled: bool = Field(False, description="run this object's model on tiles too")
+    tile_size: int = Field(
+        320, ge=32, description="tile side in image pixels; best near the model's test input size"
+    )
+    overlap: float = Field(0.25, ge=0.0, lt=0.9, description="share of a tile its neighbour overlaps")
+    merge_overlap: float = Field(
+        0.6,
+        gt=0.0,
+        le=1.0,
+        description="share of the smaller of two same-class boxes they must overlap to merge",
+    )
+    whole_image: bool = Field(True, description="also detect on the whole image (large objects)")
+
+
 class ObjectSpec(_Strict):
     """One detectable brand object: a model per brand is trained on its label categories."""
 
     name: str
     categories: list[str] = Field(default_factory=list, description="label categories; default [name]")
     pooled: bool = Field(False, description="train on every brand's labels (face, smile)")
+    tiling: TilingSettings = Field(default_factory=TilingSettings, description="tiled inference (off)")
 
     @field_validator("name")
     @classmethod
@@ -295,6 +314,11 @@ class MediaSettings(_Strict):
         description="pixel budget per image (width × height / 1e6); larger JPEGs are decoded reduced, other "
         "formats become errors rows",
     )
+    rehash_all: bool = Field(
+        False,
+        description="decode and hash every creative again; otherwise a file whose size, mtime and inode are "
+        "unchanged keeps its row from the last manifest",
+    )
 
 
 class RemovalSettings(_Strict):
@@ -331,6 +355,16 @@ class LabellingSettings(_Strict):
         return v
 
 
+class AutomationSettings(_Strict):
+    """What declarative automation may start by itself (read when the code location loads)."""
+
+    train: bool = Field(
+        False,
+        description="let automation rebuild coco_datasets, grid_search, chosen_model and optimal_thresholds "
+        "when their upstream changes; off: training runs only when launched, and shows as stale meanwhile",
+    )
+
+
 class Settings(_Strict):
     """Everything the pipeline needs, validated once."""
 
@@ -351,6 +385,7 @@ class Settings(_Strict):
     removal: RemovalSettings = Field(default_factory=RemovalSettings)
     week_start: Literal["monday", "sunday"] = Field("monday", description="first day of an MMM panel week")
     labelling: LabellingSettings = Field(default_factory=LabellingSettings)
+    automation: AutomationSettings = Field(default_factory=AutomationSettings)
 
     @field_validator("objects")
     @classmethod

@@ -198,12 +198,3 @@ def test_brand_without_labels_gets_no_model_but_pooled_objects_and_tables(smoke_
     features = read_table(root.warehouse("creative_features", brand))
     assert len(features) == len(read_table(root.warehouse("creative_manifest", brand)))
     assert not features["branding_present"].any()
-
-
-def test_training_seconds_count_a_shared_run_once():
-    from creative_assets.assets.training import training_seconds
-
-    trials = pd.DataFrame(
-        {"shared_run": ["r32", "r32", "", "r64", "r64"], "train_seconds": [10.0, 20.0, 7.0, 5.0, 9.0]}
-    )
-    assert training_seconds(trials) == 20.0 + 7.0 + 9.0

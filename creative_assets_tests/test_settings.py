@@ -160,3 +160,9 @@ def test_trial_checkpoints_are_pruned_unless_kept(tmp_path: Path):
     assert build_settings(tmp_path, "full").grid.keep_trial_checkpoints is False
     kept = build_settings(tmp_path, "full", {"grid": {"keep_trial_checkpoints": True}})
     assert kept.grid.keep_trial_checkpoints is True
+
+
+def test_automation_never_trains_unless_the_settings_file_says_so(tmp_path: Path):
+    assert load_settings(tmp_path, "demo", env={}).automation.train is False
+    (tmp_path / "creative_assets.yaml").write_text("automation: {train: true}\n")
+    assert load_settings(tmp_path, "demo", env={}).automation.train is True

@@ -2,16 +2,20 @@
 
 import json
 
-import cv2
 import dagster as dg
 import numpy as np
 import pandas as pd
 
-from creative_assets.assets.metadata import error_metadata, preview, write_errors
+from creative_assets.assets.metadata import error_metadata, preview, table_version, write_errors
 from creative_assets.detection.box_stats import box_statistics, read_label_boxes
-from creative_assets.labels.coco_splits import build_coco_datasets
-from creative_assets.labels.detectron2_catalog import detectron2_available, register_splits
-from creative_assets.labels.resolve import ANNOTATION_COLUMNS, LABEL_IMAGE_COLUMNS, build_label_set
+from creative_assets.labels.coco_splits import (
+    DATASET_COLUMNS,
+    DATASET_DTYPES,
+    build_coco_datasets,
+    dataset_table,
+)
+from creative_assets.labels.pooling import join_label_rows, object_labels
+from creative_assets.labels.resolve import build_label_set
 from creative_assets.layout import DataRoot, PathEscapeError
 from creative_assets.media.decode import ImageDecodeError, decode_file
 from creative_assets.partitions import brand_object_partitions, brand_partitions, split_partition_key
@@ -20,46 +24,6 @@ from creative_assets.resources.settings_resource import SettingsResource
 from creative_assets.version import ASSET_CODE_VERSIONS
 
 OWNERS = ["team:data-engineering"]
-BOX_COLUMNS = [c for c in ANNOTATION_COLUMNS if c not in LABEL_IMAGE_COLUMNS]
-DATASET_COLUMNS = [
-    "split", "json_path", "images", "positive_images", "annotations", "by_category", "fingerprint",
-]  # fmt: skip
-# Per-category counts as one JSON string column (`[{"category", "positive_images", "boxes"}, …]`), so every
-# brand × object partition has the same schema whatever its categories: one Parquet dataset for every reader,
-# no per-object `n_<category>` columns (DuckDB: `from_json`/`json_extract`; polars: `str.json_decode`).
-DATASET_DTYPES = dict.fromkeys(DATASET_COLUMNS, "string") | dict.fromkeys(
-    ["images", "positive_images", "annotations"], "int64"
-)
-
-
-def dataset_table(splits: pd.DataFrame, class_balance: pd.DataFrame, fingerprint: str) -> pd.DataFrame:
-    """The coco_datasets table in its fixed schema: one row per split, per-category counts as JSON in
-    `by_category`."""
-    by_split = {
-        split: [
-            {"category": str(r.category), "positive_images": int(r.positive_images), "boxes": int(r.boxes)}
-            for r in group.itertuples(index=False)
-        ]
-        for split, group in class_balance.groupby("split", sort=False)
-    }
-    table = splits[["split", "json_path", "images", "positive_images", "annotations"]].copy()
-    table["by_category"] = [json.dumps(by_split.get(s, []), separators=(",", ":")) for s in table["split"]]
-    table["fingerprint"] = fingerprint
-    return table[DATASET_COLUMNS].astype(DATASET_DTYPES)
-
-
-def join_label_rows(images: pd.DataFrame, annotations: pd.DataFrame) -> pd.DataFrame:
-    """One row per labelled image × box; an image without boxes (a negative) appears once with no category."""
-    boxes = annotations[["image_path", *BOX_COLUMNS]]
-    return images.merge(boxes, on="image_path", how="left", sort=False)
-
-
-def split_label_rows(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Inverse of join_label_rows: (images, annotations)."""
-    images = rows[LABEL_IMAGE_COLUMNS].drop_duplicates("image_path").reset_index(drop=True)
-    boxes = rows[rows["category"].notna()]
-    annotations = boxes[[c for c in ANNOTATION_COLUMNS]].reset_index(drop=True)
-    return images, annotations
 
 
 @dg.asset(
@@ -69,6 +33,7 @@ def split_label_rows(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     owners=OWNERS,
     code_version=ASSET_CODE_VERSIONS["labels"],
     io_manager_key="warehouse_io_manager",
+    deps=["raw_labels"],
     check_specs=[
         dg.AssetCheckSpec("labels_valid", asset="labels", description="every label record imported")
     ],
@@ -89,6 +54,7 @@ def labels(
     per_category = label_set.annotations["category"].value_counts().to_dict()
     yield dg.Output(
         rows,
+        data_version=table_version(rows),
         metadata={
             "labelled_images": len(label_set.images),
             "boxes": len(label_set.annotations),
@@ -105,22 +71,10 @@ def labels(
     )
 
 
-def _pooled_rows(
-    labels_by_brand: dict[str, pd.DataFrame] | pd.DataFrame, brand: str, pooled: bool
-) -> pd.DataFrame:
-    if isinstance(labels_by_brand, pd.DataFrame):
-        labels_by_brand = {brand: labels_by_brand}
-    if pooled:
-        frames = [df for _, df in sorted(labels_by_brand.items()) if len(df)]
-    else:
-        frames = [labels_by_brand[brand]] if brand in labels_by_brand else []
-    if not frames:
-        return pd.DataFrame(columns=[*LABEL_IMAGE_COLUMNS, *BOX_COLUMNS])
-    return pd.concat(frames, ignore_index=True)
-
-
 def _sample_grid(root: DataRoot, json_path: str, limit: int = 8) -> str | None:
     """Up to `limit` training images with their boxes drawn, as markdown for the UI."""
+    import cv2
+
     coco = json.loads((root.root / json_path).read_text(encoding="utf-8"))
     by_image: dict[int, list] = {}
     for ann in coco["annotations"]:
@@ -170,9 +124,7 @@ def coco_datasets(context: dg.AssetExecutionContext, settings: SettingsResource,
     root = settings.root()
     brand, object_name = split_partition_key(context.partition_key)
     spec = cfg.object(object_name)
-    rows = _pooled_rows(labels, brand, spec.pooled)
-    images, annotations = split_label_rows(rows)
-    annotations = annotations[annotations["category"].isin(spec.categories)]
+    images, annotations = object_labels(labels, brand, spec.pooled, spec.categories)
     positives = annotations["image_path"].nunique()
     out_dir = root.datasets(brand, object_name)
     base_meta = {
@@ -185,8 +137,10 @@ def coco_datasets(context: dg.AssetExecutionContext, settings: SettingsResource,
     if positives == 0 or images["creative_id"].nunique() < 3:
         reason = "no labels" if positives == 0 else "too few labelled creatives to split (need 3)"
         context.log.info(f"{brand}|{object_name}: {reason}; materialising as 'no labels'")
+        empty = pd.DataFrame({c: pd.Series(dtype=DATASET_DTYPES[c]) for c in DATASET_COLUMNS})
         yield dg.Output(
-            pd.DataFrame({c: pd.Series(dtype=DATASET_DTYPES[c]) for c in DATASET_COLUMNS}),
+            empty,
+            data_version=table_version(empty),
             metadata={**base_meta, "status": "no labels", "reason": reason},
         )
         yield dg.AssetCheckResult(check_name="dataset_valid", passed=True, metadata={"status": "no labels"})
@@ -202,14 +156,6 @@ def coco_datasets(context: dg.AssetExecutionContext, settings: SettingsResource,
     )
     fingerprint = built.fingerprint
     table = dataset_table(built.table, built.class_balance, fingerprint)
-    registered: list[str] = []
-    if detectron2_available():
-        registered = register_splits(
-            f"{brand}_{object_name}",
-            {r.split: root.root / r.json_path for r in table.itertuples()},
-            root.root,
-            built.metadata,
-        )
     meta = {
         **base_meta,
         "status": "ok",
@@ -217,7 +163,6 @@ def coco_datasets(context: dg.AssetExecutionContext, settings: SettingsResource,
         "thing_classes": ", ".join(built.metadata["thing_classes"]),
         "splits": preview(table),
         "class_balance": preview(built.class_balance),
-        "detectron2_registered": ", ".join(registered) or "detectron2 not installed",
     }
     train_json = str(table.loc[table["split"] == "train", "json_path"].iloc[0])
     # at the smallest training input: the size a box is hardest to learn at
@@ -228,7 +173,9 @@ def coco_datasets(context: dg.AssetExecutionContext, settings: SettingsResource,
     grid = _sample_grid(root, train_json)
     if grid:
         meta["samples"] = dg.MetadataValue.md(grid)
-    yield dg.Output(table, metadata=meta)
+    # From the content (split files' fingerprint): a pair whose labels did not change keeps its version when
+    # the datasets are rebuilt, so nothing downstream of it counts as changed.
+    yield dg.Output(table, data_version=table_version(table), metadata=meta)
     problems = [
         f"{r.split}: {why}"
         for r in table.itertuples()

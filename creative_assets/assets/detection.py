@@ -5,19 +5,18 @@ import pandas as pd
 
 from creative_assets.assets.metadata import error_metadata, preview
 from creative_assets.assets.progress import stage_progress
-from creative_assets.assets.training import NO_MODEL, split_of
-from creative_assets.detection.batch_detect import (
-    BATCH_FAILURE_STAGE,
-    LoadedModel,
-    errors_folder,
-    run_detection,
-    work_items,
-)
+from creative_assets.assets.training import split_of
+from creative_assets.detection.batch_detect import run_detection
+from creative_assets.detection.batch_parts import BATCH_FAILURE_STAGE, errors_folder
+from creative_assets.detection.batch_rows import LoadedModel
+from creative_assets.detection.batches import work_items
 from creative_assets.detection.brand_models import brand_models
 from creative_assets.detection.evaluation import by_size_at_thresholds, load_ground_truth
 from creative_assets.detection.registry import backend_by_name
+from creative_assets.detection.selection import NO_MODEL
 from creative_assets.detection.split_inference import predict_split
 from creative_assets.detection.thresholds import optimal_thresholds as compute_optimal_thresholds
+from creative_assets.detection.tiling import TiledDetector
 from creative_assets.jobs import ACCELERATOR_TAG
 from creative_assets.layout import DataRoot
 from creative_assets.locks import partition_lock
@@ -27,7 +26,7 @@ from creative_assets.partitions import brand_object_partitions, brand_partitions
 from creative_assets.reporting.plots import detections_overlay, markdown_image, threshold_curve
 from creative_assets.resources.settings_resource import SettingsResource
 from creative_assets.resources.warehouse_io_manager import TableRef
-from creative_assets.settings import Settings
+from creative_assets.settings import Settings, TilingSettings
 from creative_assets.tables.schemas import DETECTION_COLUMNS
 from creative_assets.tables.warehouse import count_true, read_head, read_table
 from creative_assets.version import ASSET_CODE_VERSIONS
@@ -41,9 +40,22 @@ THRESHOLD_COLUMNS = [
 ]  # fmt: skip
 
 
-def load_detector(cfg: Settings, root: DataRoot, backend: str, checkpoint: str):
-    """Load a chosen model's checkpoint (relative to the data root) with the backend that trained it."""
-    return backend_by_name(backend, cfg.train).load(root.root / checkpoint)
+def tiling_of(cfg: Settings, object_name: str) -> TilingSettings | None:
+    """The object's tiling settings when tiled inference is on for it (its name may be gone from settings)."""
+    if object_name not in cfg.object_names:
+        return None
+    tiling = cfg.object(object_name).tiling
+    return tiling if tiling.enabled else None
+
+
+def load_detector(
+    cfg: Settings, root: DataRoot, backend: str, checkpoint: str, object_name: str | None = None
+):
+    """Load a chosen model's checkpoint (relative to the data root) with the backend that trained it, tiled
+    when the object's `tiling` setting is on (the threshold sweep and detection then see the same boxes)."""
+    detector = backend_by_name(backend, cfg.train).load(root.root / checkpoint)
+    tiling = tiling_of(cfg, object_name) if object_name is not None else None
+    return TiledDetector(detector, tiling) if tiling is not None else detector
 
 
 def _empty_thresholds() -> pd.DataFrame:
@@ -77,7 +89,7 @@ def optimal_thresholds(
     row = chosen_model.iloc[0]
     if row["status"] != "model":
         return dg.Output(_empty_thresholds(), metadata={"status": NO_MODEL})
-    detector = load_detector(cfg, root, str(row["backend"]), str(row["checkpoint"]))
+    detector = load_detector(cfg, root, str(row["backend"]), str(row["checkpoint"]), object_name)
     splits = {s: split_of(root.root, coco_datasets, s) for s in ("valid", "test")}
     gts = {s: load_ground_truth(sp.json_path) for s, sp in splits.items()}
     floor = min(cfg.thresholds.start, cfg.detection.score_floor)
@@ -85,7 +97,8 @@ def optimal_thresholds(
         s: predict_split(detector, sp, images_per_forward=cfg.detection.images_per_forward, score_floor=floor)
         for s, sp in splits.items()
     }
-    trained = getattr(detector, "meta", {}).get("train_settings", {})  # the input the model was fitted to
+    # the input the model was fitted to (a tiled detector wraps the model's own detector)
+    trained = getattr(getattr(detector, "inner", detector), "meta", {}).get("train_settings", {})
     test_size = (
         int(trained.get("min_size_test", cfg.train.min_size_test)),
         int(trained.get("max_size_test", cfg.train.max_size_test)),
@@ -141,7 +154,10 @@ def loaded_models(cfg: Settings, root: DataRoot, chosen: list[pd.DataFrame], thr
     """Every chosen model of the brand, loaded once, with its per-class thresholds."""
     return [
         LoadedModel(
-            m.object_name, m.model_id, load_detector(cfg, root, m.backend, m.checkpoint), m.thresholds
+            m.object_name,
+            m.model_id,
+            load_detector(cfg, root, m.backend, m.checkpoint, m.object_name),
+            m.thresholds,
         )
         for m in brand_models(chosen, thresholds, cfg.thresholds.start)
     ]
@@ -152,7 +168,15 @@ def model_specs(cfg: Settings, chosen: list[pd.DataFrame], thresholds: list[pd.D
     from creative_assets.execution.ray_detect import ModelSpec
 
     return [
-        ModelSpec(m.object_name, m.model_id, m.backend, m.checkpoint, m.thresholds, m.classes)
+        ModelSpec(
+            m.object_name,
+            m.model_id,
+            m.backend,
+            m.checkpoint,
+            m.thresholds,
+            m.classes,
+            tiling_of(cfg, m.object_name),
+        )
         for m in brand_models(chosen, thresholds, cfg.thresholds.start)
     ]
 

@@ -3,7 +3,7 @@
 import dagster as dg
 import pandas as pd
 
-from creative_assets.assets.metadata import error_metadata, preview, write_errors
+from creative_assets.assets.metadata import error_metadata, preview, table_version, write_errors
 from creative_assets.assets.progress import stage_progress
 from creative_assets.layout import DataRoot
 from creative_assets.locks import partition_lock
@@ -12,7 +12,9 @@ from creative_assets.media.manifest import scan_creatives
 from creative_assets.media.removals import (
     CONFIRM_REMOVAL_TAG,
     REMOVALS_ASSET,
+    confirmed_removals,
     judge_removals,
+    prune_removed_frames,
     removals_table,
     unseen_ids,
 )
@@ -34,12 +36,12 @@ def _confirmation(cfg: Settings, tags: dict[str, str]) -> str:
     return ""
 
 
-def _committed_ids(root: DataRoot, brand: str) -> list[str] | None:
-    """creative_ids of the manifest committed by the last materialisation, or None if there is none."""
+def _committed_manifest(root: DataRoot, brand: str) -> pd.DataFrame | None:
+    """The manifest committed by the last materialisation, or None if there is none."""
     folder = root.warehouse("creative_manifest", brand)
     if not any(folder.glob("part-*.parquet")):
         return None
-    return read_table(folder)["creative_id"].astype(str).tolist()
+    return read_table(folder)
 
 
 @dg.asset(
@@ -49,6 +51,7 @@ def _committed_ids(root: DataRoot, brand: str) -> list[str] | None:
     owners=OWNERS,
     code_version=ASSET_CODE_VERSIONS["creative_manifest"],
     io_manager_key="warehouse_io_manager",
+    deps=["raw_creatives"],
     check_specs=[
         dg.AssetCheckSpec(
             "no_unconfirmed_removals",
@@ -65,18 +68,20 @@ def creative_manifest(context: dg.AssetExecutionContext, settings: SettingsResou
     root = settings.root()
     brand = context.partition_key
     context.log.info(f"profile {cfg.profile}, data root {root.root}")
+    committed = _committed_manifest(root, brand)
     manifest, errors = scan_creatives(
         root,
         brand,
         progress=stage_progress(context, f"{brand}: scan", "files"),
         max_megapixels=cfg.media.max_megapixels,
+        previous=None if cfg.media.rehash_all else committed,
     )
     errors_path = write_errors(root, "creative_manifest_errors", brand, errors)
     removals_folder = root.warehouse(REMOVALS_ASSET, brand)
     known = read_table(removals_folder) if any(removals_folder.glob("part-*.parquet")) else removals_table()
     verdict = judge_removals(
         brand,
-        _committed_ids(root, brand),
+        None if committed is None else committed["creative_id"].astype(str).tolist(),
         manifest["creative_id"].astype(str),
         unseen_ids(errors, root.creatives(brand).relative_to(root.root).as_posix()),
         known,
@@ -89,6 +94,7 @@ def creative_manifest(context: dg.AssetExecutionContext, settings: SettingsResou
     counts = manifest["media_type"].value_counts().to_dict() if len(manifest) else {}
     yield dg.Output(
         manifest,
+        data_version=table_version(manifest),
         metadata={
             "profile": cfg.profile,
             "creatives": len(manifest),
@@ -152,15 +158,21 @@ def video_frames(
             jpeg_quality=cfg.jpeg_quality,
             progress=stage_progress(context, f"{brand}: frames", "videos"),
         )
+        removed = confirmed_removals(read_table(root.warehouse(REMOVALS_ASSET, brand)))
+        pruned = prune_removed_frames(root.frames(brand), removed, set(creative_manifest["creative_id"]))
+    if pruned:
+        context.log.info(f"{brand}: deleted the frames of {len(pruned)} removed videos")
     errors_path = write_errors(root, "video_frames_errors", brand, result.errors)
     fps = result.frames_written / result.seconds if result.seconds > 0 else 0.0
     yield dg.Output(
         result.frames,
+        data_version=table_version(result.frames),
         metadata={
             "stride": cfg.frame_stride,
             "frames": len(result.frames),
             "videos_extracted": result.videos_extracted,
             "videos_skipped_unchanged": result.videos_skipped,
+            "removed_videos_pruned": len(pruned),
             "frames_written": result.frames_written,
             "frames_written_per_s": round(fps, 1),
             "preview": preview(result.frames),

@@ -2,7 +2,6 @@
 
 from datetime import UTC, datetime
 
-import cv2
 import dagster as dg
 import numpy as np
 import pandas as pd
@@ -34,6 +33,8 @@ def _detections_frame(root: DataRoot, value) -> pd.DataFrame:
 
 def _top_items_grid(root: DataRoot, queue: pd.DataFrame, detections: pd.DataFrame) -> str | None:
     """The first queued images with every above-threshold box the brand's models drew, as markdown."""
+    import cv2
+
     shown = detections[detections["above_threshold"].astype(bool)]
     frame = shown["frame_index"].astype("Int64").fillna(-1).astype("int64")
     images, captions = [], []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -52,3 +53,14 @@ def error_metadata(errors: pd.DataFrame, path: Path) -> dict[str, Any]:
     if len(errors):
         meta["errors_preview"] = preview(errors)
     return meta
+
+
+def table_version(table: pd.DataFrame) -> dg.DataVersion:
+    """A data version from a table's content (columns and rows, not its index).
+
+    Given to Dagster with an output, so re-reading unchanged inputs (the same labels after a new creative)
+    does not mark what reads the table stale, while a changed row does.
+    """
+    digest = hashlib.sha256("\0".join(map(str, table.columns)).encode())
+    digest.update(pd.util.hash_pandas_object(table, index=False).to_numpy().tobytes())
+    return dg.DataVersion(digest.hexdigest()[:24])

@@ -52,7 +52,8 @@ def creative_features(
     """One row per creative: per object presence, count, max score, area share; for videos early-brand timing."""
     cfg = settings.load()
     root = settings.root()
-    table = as_frame(root.root, detections)
+    # The committed folder is read in batches by the core; only an in-memory run hands over a DataFrame.
+    table = root.root / detections.folder if isinstance(detections, TableRef) else detections
     features = build_creative_features(creative_manifest, table, video_frames, cfg.object_names)
     present = {
         f"share_with_{o}": float(features[f"{o}_present"].mean()) if len(features) else 0.0
@@ -97,6 +98,7 @@ def _brand_impressions(
     owners=OWNERS,
     code_version=ASSET_CODE_VERSIONS["mmm_features"],
     io_manager_key="warehouse_io_manager",
+    deps=["raw_impressions"],
     output_required=False,
 )
 def mmm_features(
@@ -141,6 +143,7 @@ def brand_schemas(folder: Path) -> dict[str, list[tuple[str, str]]]:
 @dg.multi_asset(
     partitions_def=brand_partitions,
     group_name="tables",
+    deps=["raw_impressions"],
     outs={
         "mmm_panel": dg.AssetOut(
             io_manager_key="warehouse_io_manager",

@@ -1,36 +1,42 @@
 """Training: the exhaustive grid per brand × object and the chosen model (with the Haar baseline for faces)."""
 
-import hashlib
-import json
 from pathlib import Path
 
 import dagster as dg
-import numpy as np
 import pandas as pd
 
 from creative_assets.assets.metadata import preview
 from creative_assets.assets.progress import stage_progress
 from creative_assets.detection.backend import CocoSplit
-from creative_assets.detection.box_stats import SIZE_BIN_NAMES, SIZE_BINS_PX
 from creative_assets.detection.evaluation import always_absent_accuracy, load_ground_truth
 from creative_assets.detection.grid import choose_best_trial
 from creative_assets.detection.grid_executors import run_grid
 from creative_assets.detection.haar import HAAR_CASCADES, haar_baseline
-from creative_assets.detection.label_fit import fit_to_split
+from creative_assets.detection.label_fit import fit_rule, fit_to_split
 from creative_assets.detection.registry import backend_by_name, backend_choice, resolve_device
 from creative_assets.detection.retention import folder_bytes, forget_pruned_winner, prune_losing_checkpoints
+from creative_assets.detection.selection import (
+    NO_MODEL,
+    best_confidence,
+    by_size_frame,
+    chosen_frame,
+    chosen_row,
+    confusions_of,
+    grid_folder,
+    long_accuracy,
+    model_lineage,
+    no_model_row,
+    training_seconds,
+)
 from creative_assets.jobs import ACCELERATOR_TAG
-from creative_assets.layout import DataRoot
 from creative_assets.locks import partition_lock
 from creative_assets.partitions import brand_object_partitions, split_partition_key
 from creative_assets.reporting.plots import confusion_matrices, heatmap_grid, markdown_image
 from creative_assets.resources.model_store import LocalModelStore
 from creative_assets.resources.settings_resource import SettingsResource
-from creative_assets.settings import Settings
 from creative_assets.version import ASSET_CODE_VERSIONS, code_version
 
 OWNERS = ["team:computer-vision"]
-NO_MODEL = "no model"
 
 
 def split_of(root_dir: Path, datasets: pd.DataFrame, split: str) -> CocoSplit:
@@ -39,74 +45,18 @@ def split_of(root_dir: Path, datasets: pd.DataFrame, split: str) -> CocoSplit:
     return CocoSplit(json_path=root_dir / str(row["json_path"]), image_root=root_dir)
 
 
-def grid_folder(cfg: Settings, brand: str, object_name: str, fingerprint: str) -> Path:
-    """Trials live under a folder keyed by dataset and training settings, so a changed input never resumes."""
-    spec = json.dumps(
-        {"train": cfg.train.model_dump(mode="json"), "confidences": cfg.confidences, "fp": fingerprint},
-        sort_keys=True,
-    )
-    key = hashlib.sha256(spec.encode()).hexdigest()[:12]
-    return DataRoot(cfg.data_root).models(brand, object_name) / "grid" / key
-
-
-def long_accuracy(trials: pd.DataFrame, confidences: list[float]) -> pd.DataFrame:
-    """Trial × confidence rows (max_iter, batch_size_per_image, confidence, accuracy, …) for heat maps."""
-    rows = []
-    for t in trials.itertuples():
-        for c in confidences:
-            pct = int(round(c * 100))
-            rows.append(
-                {
-                    "trial": t.trial,
-                    "max_iter": t.max_iter,
-                    "batch_size_per_image": t.batch_size_per_image,
-                    "confidence": c,
-                    **{m: getattr(t, f"{m}_{pct}") for m in ("accuracy", "precision", "recall", "f1")},
-                }
-            )
-    return pd.DataFrame(rows)
-
-
-def confusions_of(trial: pd.Series, confidences: list[float]) -> dict[float, np.ndarray]:
-    """2×2 confusion matrices [[TN, FP], [FN, TP]] of one trial at each confidence."""
-    out = {}
-    for c in confidences:
-        p = int(round(c * 100))
-        out[c] = np.array([[trial[f"tn_{p}"], trial[f"fp_{p}"]], [trial[f"fn_{p}"], trial[f"tp_{p}"]]])
-    return out
-
-
-def training_seconds(trials: pd.DataFrame) -> float:
-    """Wall seconds of training behind the grid: a shared run counts once (its trials' seconds are its
-    snapshots' elapsed times), a trial trained alone counts its own."""
-    alone = trials["shared_run"].fillna("") == ""
-    shared = trials[~alone].groupby("shared_run")["train_seconds"].max().sum()
-    return float(trials.loc[alone, "train_seconds"].sum() + shared)
-
-
-def by_size_frame(trial: pd.Series) -> pd.DataFrame:
-    """A trial's valid AP and recall at IoU 0.5 by box size, one row per size bin."""
-    return pd.DataFrame(
-        [
-            {
-                "size": f"{name} ({lo}+ px)",
-                "AP": float(trial.get(f"AP_{name}", np.nan)),
-                "recall50": float(trial.get(f"recall50_{name}", np.nan)),
-            }
-            for name, lo in zip(SIZE_BIN_NAMES, (0, *SIZE_BINS_PX), strict=True)
-        ]
-    )
-
-
 def grid_plots(trials: pd.DataFrame, best: pd.Series, confidences: list[float], title: str) -> dict:
-    """Heat maps of the grid (one per confidence) and the best trial's confusion matrices, for the UI."""
+    """Heat maps of the grid (one per confidence) with the best trial's cell outlined, and the best trial's
+    confusion matrices, for the UI."""
+    cell = (int(best["max_iter"]), int(best["batch_size_per_image"]))
     return {
         "accuracy_heatmaps": dg.MetadataValue.md(
             markdown_image(
-                heatmap_grid(long_accuracy(trials, confidences), confidences),
+                heatmap_grid(long_accuracy(trials, confidences), confidences, marked=cell),
                 "valid accuracy by MAX_ITER × BATCH_SIZE_PER_IMAGE",
             )
         ),
+        "heatmap_marked_cell": f"MAX_ITER={cell[0]} BATCH_SIZE_PER_IMAGE={cell[1]} ({best['trial']})",
         "best_confusion_matrices": dg.MetadataValue.md(
             markdown_image(
                 confusion_matrices(confusions_of(best, confidences), f"{title} {best['trial']}"),
@@ -222,35 +172,6 @@ def grid_search(context: dg.AssetExecutionContext, settings: SettingsResource, c
     )
 
 
-CHOSEN_COLUMNS = [
-    "brand", "object", "status", "model_id", "checkpoint", "backend", "architecture", "classes", "trial",
-    "max_iter", "batch_size_per_image", "base_lr", "mean_accuracy", "AP", "AP50", "always_absent_accuracy",
-    "haar_accuracy", "dataset_fingerprint", "code_version", "profile", "device",
-]  # fmt: skip
-
-
-def no_model_row(brand: str, object_name: str, profile: str) -> pd.DataFrame:
-    """The explicit 'no model' record (a None output would vanish from the detections fan-in)."""
-    row = {c: None for c in CHOSEN_COLUMNS}
-    row.update({"brand": brand, "object": object_name, "status": NO_MODEL, "profile": profile})
-    return chosen_frame([row])
-
-
-def chosen_frame(rows: list[dict]) -> pd.DataFrame:
-    """A chosen_model table with stable dtypes."""
-    df = pd.DataFrame(rows, columns=CHOSEN_COLUMNS)
-    floats = ["base_lr", "mean_accuracy", "AP", "AP50", "always_absent_accuracy", "haar_accuracy"]
-    ints = ["max_iter", "batch_size_per_image"]
-    for c in CHOSEN_COLUMNS:
-        if c in floats:
-            df[c] = pd.to_numeric(df[c], errors="coerce").astype("float64")
-        elif c in ints:
-            df[c] = pd.to_numeric(df[c], errors="coerce").astype("Int64")
-        else:
-            df[c] = df[c].astype("string")
-    return df
-
-
 @dg.asset(
     partitions_def=brand_object_partitions,
     group_name="training",
@@ -288,15 +209,13 @@ def chosen_model(
     best = choose_best_trial(grid_search)
     valid = split_of(root.root, coco_datasets, "valid")
     # the grid trained with these (the fit is a pure function of the train split and the settings)
-    classes = list(cfg.object(object_name).categories)
+    classes = cfg.object(object_name).categories
     label_fit = fit_to_split(
         cfg.train, cfg.fit, split_of(root.root, coco_datasets, "train").json_path, classes
     )
     gt = load_ground_truth(valid.json_path)
     absent = float(always_absent_accuracy(gt.presence))
-    # The checks compare at the model's best evaluated confidence (the threshold sweep refines it later).
-    by_conf = {int(round(c * 100)): float(best[f"accuracy_{int(round(c * 100))}"]) for c in cfg.confidences}
-    primary = max(by_conf, key=lambda p: (by_conf[p], -p))
+    primary, acc = best_confidence(best, cfg.confidences)
     haar_acc = None
     if object_name in HAAR_CASCADES:
         haar_acc = float(haar_baseline(gt, valid.image_root, gt.classes[0], cascade=object_name).accuracy)
@@ -307,33 +226,10 @@ def chosen_model(
             f"the best trial's checkpoint {checkpoint} is missing; re-materialise grid_search for "
             f"{brand}|{object_name} (it retrains a winner whose checkpoint is gone)"
         )
-    lineage = {
-        "brand": brand,
-        "object": object_name,
-        "backend": str(best["backend"]),
-        "architecture": str(best["architecture"]),
-        "classes": list(cfg.object(object_name).categories),
-        "trial": str(best["trial"]),
-        "params": {
-            "SOLVER.MAX_ITER": int(best["max_iter"]),
-            "ROI_HEADS.BATCH_SIZE_PER_IMAGE": int(best["batch_size_per_image"]),
-            "SOLVER.BASE_LR": float(best["base_lr"]),
-            "SOLVER.IMS_PER_BATCH": int(best["ims_per_batch"]),
-        },
-        "metrics": {
-            k: float(best[k]) for k in best.index if k.startswith(("accuracy_", "f1_", "AP", "mean_"))
-        },
-        "dataset_fingerprint": str(coco_datasets["fingerprint"].iloc[0]),
-        "code_version": code_version(),
-        "profile": cfg.profile,
-        "train_settings": label_fit.settings.model_dump(mode="json"),
-        "label_fit": {
-            **label_fit.report,
-            "why": "anchors scaled to best match the train boxes (mean best IoU); the input grown when the "
-            f"{cfg.fit.box_quantile:g} quantile of box sizes is under {cfg.fit.min_box_pixels:g} px "
-            f"(capped at a {cfg.fit.max_short_side} px short side)",
-        },
-    }
+    fingerprint = str(coco_datasets["fingerprint"].iloc[0])
+    fitted_cfg = cfg.model_copy(update={"train": label_fit.settings})
+    lineage = model_lineage(best, brand, object_name, classes, fingerprint, code_version(), fitted_cfg)
+    lineage["label_fit"] = {**label_fit.report, "why": fit_rule(cfg.fit)}
     record = model_store.publish(brand, object_name, checkpoint, lineage)
     retention: dict[str, object] = {"kept_trial_checkpoints": cfg.grid.keep_trial_checkpoints}
     if not cfg.grid.keep_trial_checkpoints:
@@ -350,30 +246,7 @@ def chosen_model(
                 f"({pruned.freed_bytes / 2**20:.1f} MB); grid.keep_trial_checkpoints keeps them"
             )
     retention["model_folder_mb"] = round(folder_bytes(root.models(brand, object_name)) / 2**20, 1)
-    row = {
-        "brand": brand,
-        "object": object_name,
-        "status": "model",
-        "model_id": record["model_id"],
-        "checkpoint": record["checkpoint"],
-        "backend": lineage["backend"],
-        "architecture": lineage["architecture"],
-        "classes": json.dumps(lineage["classes"]),
-        "trial": lineage["trial"],
-        "max_iter": int(best["max_iter"]),
-        "batch_size_per_image": int(best["batch_size_per_image"]),
-        "base_lr": float(best["base_lr"]),
-        "mean_accuracy": float(best["mean_accuracy"]),
-        "AP": float(best["AP"]),
-        "AP50": float(best["AP50"]),
-        "always_absent_accuracy": absent,
-        "haar_accuracy": haar_acc,
-        "dataset_fingerprint": lineage["dataset_fingerprint"],
-        "code_version": lineage["code_version"],
-        "profile": cfg.profile,
-        "device": str(best.get("device", "")),
-    }
-    acc = float(best[f"accuracy_{primary}"])
+    row = chosen_row(best, lineage, record, absent, haar_acc)
     meta = {
         "status": "model",
         "model_id": record["model_id"],

@@ -9,12 +9,15 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
-import torch
 
+from creative_assets.detection.runtime import resolve_device
 from creative_assets.settings import TrainSettings
+
+if TYPE_CHECKING:  # torch is imported where a model runs, not when the code location loads
+    import torch
 
 # progress(iteration, max_iter, info) — info holds e.g. {"loss": float, "lr": float}
 ProgressFn = Callable[[int, int, dict[str, float]], None]
@@ -87,10 +90,26 @@ class Detector(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class TrainJob:
+    """One training run as a backend's `fit` receives it, checked and with its device resolved."""
+
+    split: CocoSplit
+    classes: list[str]
+    params: TrialParams
+    settings: TrainSettings
+    out_dir: Path
+    snapshots: tuple[int, ...]  # sorted iterations to checkpoint at, MAX_ITER last
+    progress: ProgressFn | None
+    device: str  # "cpu" or "cuda"
+
+
 class DetectorBackend(Protocol):
-    """Trains and loads detectors."""
+    """Trains and loads detectors. A backend subclasses this to share `train` and implements `fit`."""
 
     name: str
+    # "auto"/None: `settings.device` decides at training time
+    device: str | None
     # True when a snapshot at iteration k of a longer run equals a k-iteration run with the same seed (the LR
     # schedule and the data stream never depend on MAX_ITER), so the grid may share one run per ROI batch size
     prefix_stable: bool
@@ -105,7 +124,19 @@ class DetectorBackend(Protocol):
         snapshot_iters: Sequence[int] = (),
         progress: ProgressFn | None = None,
     ) -> TrainResult:
-        """Train a detector for `classes` on `train`; checkpoints at `snapshot_iters` and MAX_ITER."""
+        """Train a detector for `classes` on `train`, saving `model_<iter>.pth` at each of `snapshot_iters`
+        below MAX_ITER and at MAX_ITER. Runs on the backend's device, or on `settings.device` when the
+        backend's is `auto`/None."""
+        if not classes:
+            raise ValueError("at least one class is needed to train a detector")
+        max_iter = params.max_iter
+        snapshots = tuple(sorted({int(k) for k in snapshot_iters if 0 < int(k) < max_iter} | {max_iter}))
+        device = resolve_device(self.device if self.device not in (None, "auto") else settings.device)
+        job = TrainJob(train, list(classes), params, settings, Path(out_dir), snapshots, progress, device)
+        return self.fit(job)
+
+    def fit(self, job: TrainJob) -> TrainResult:
+        """The backend's own training loop for one checked job."""
         ...
 
     def load(self, checkpoint: Path, device: str | None = None) -> Detector:

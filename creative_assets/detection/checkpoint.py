@@ -15,6 +15,7 @@ import torch
 
 from creative_assets.atomic import atomic_path
 from creative_assets.detection.architectures import WeightsUnavailableError
+from creative_assets.settings import TrainSettings
 
 
 class CheckpointError(ValueError):
@@ -44,6 +45,21 @@ def read_checkpoint(path: Path, fmt: str, backend: str, device: str = "cpu") -> 
     if not isinstance(ckpt, dict) or ckpt.get("format") != fmt:
         raise CheckpointError(f"{path} is not a {backend}-backend checkpoint of this project")
     return ckpt
+
+
+def training_meta(
+    fmt: str, backend: str, settings: TrainSettings, classes: list[str], weights: str, device: str
+) -> dict[str, Any]:
+    """The fields every checkpoint of a training run carries (the layout in the module docstring)."""
+    return {
+        "format": fmt,
+        "backend": backend,
+        "architecture": settings.architecture,
+        "classes": list(classes),
+        "train_settings": settings.model_dump(mode="json"),
+        "weights": weights,
+        "device": device,
+    }
 
 
 def checkpoint_meta(ckpt: dict[str, Any]) -> dict[str, Any]:

@@ -9,12 +9,15 @@ detection scores 1.0 and any threshold in (0, 1] gives the same presence metrics
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import cv2
 import numpy as np
 
 from creative_assets.detection.backend import Predictions
 from creative_assets.detection.evaluation import GroundTruth, PresenceMetrics, max_scores, presence_metrics
+
+if TYPE_CHECKING:  # OpenCV loads when a baseline runs, not when the code location imports this module
+    import cv2
 
 HAAR_CASCADES = {"face": "haarcascade_frontalface_default.xml", "smile": "haarcascade_smile.xml"}
 
@@ -30,6 +33,8 @@ class HaarCascadeMissingError(RuntimeError):
 
 def load_cascade(class_name: str) -> cv2.CascadeClassifier:
     """Load the bundled cascade for `face` or `smile`; a clear error if this OpenCV build has none."""
+    import cv2
+
     if class_name not in HAAR_CASCADES:
         raise ValueError(f"no Haar cascade for {class_name!r}; available: {sorted(HAAR_CASCADES)}")
     hint = f"OpenCV {cv2.__version__} has no {HAAR_CASCADES[class_name]}: install opencv-python-headless<5"
@@ -75,6 +80,8 @@ def haar_predictions(
     `image_root / file_name`; a file that escapes `image_root` or cannot be decoded raises, because the split
     was validated when it was written.
     """
+    import cv2
+
     label = gt.class_index(class_name)
     kind = class_name if cascade is None else cascade
     # Smiles are searched inside faces, so every kind needs the face cascade.

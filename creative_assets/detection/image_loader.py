@@ -11,12 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-from torch.utils.data import DataLoader, Dataset
 
 from creative_assets.layout import DataRoot, PathEscapeError
 from creative_assets.media.decode import DEFAULT_MAX_MEGAPIXELS, ImageDecodeError, decode_file
+
+if TYPE_CHECKING:  # torch loads when detection runs, not when the code location imports this module
+    from torch.utils.data import DataLoader
 
 # Chunks each worker decodes ahead: enough to keep the model busy, small enough to bound memory.
 PREFETCH_CHUNKS = 2
@@ -50,8 +53,12 @@ def decode_image(
     return DecodedImage(position, decoded.image, None, decoded.scale_x, decoded.scale_y)
 
 
-class ImageFiles(Dataset):
-    """Images by position: item `i` is the decoded file `relative_paths[i]`."""
+class ImageFiles:
+    """Images by position: item `i` is the decoded file `relative_paths[i]`.
+
+    A map-style dataset as `DataLoader` takes it (`__len__` + `__getitem__`); it does not subclass torch's
+    `Dataset`, so defining it needs no torch.
+    """
 
     def __init__(
         self, root: DataRoot, relative_paths: Sequence[str], max_megapixels: float = DEFAULT_MAX_MEGAPIXELS
@@ -74,6 +81,8 @@ def _as_list(items: list[DecodedImage]) -> list[DecodedImage]:
 
 def image_chunks(dataset: ImageFiles, chunks: Iterable[list[int]], workers: int) -> DataLoader:
     """Iterate `dataset` one chunk (list of positions) at a time, decoded ahead by `workers` processes."""
+    from torch.utils.data import DataLoader
+
     return DataLoader(
         dataset,
         batch_sampler=list(chunks),

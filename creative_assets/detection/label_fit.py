@@ -248,3 +248,12 @@ def fit_to_labels(train: TrainSettings, fit: FitSettings, boxes: LabelBoxes) -> 
 def fit_to_split(train: TrainSettings, fit: FitSettings, json_path: Path, classes: Sequence[str]) -> LabelFit:
     """`fit_to_labels` on the boxes of `classes` in one COCO split (the train split: valid and test stay unseen)."""
     return fit_to_labels(train, fit, read_label_boxes(Path(json_path), list(classes)))
+
+
+def fit_rule(fit: FitSettings) -> str:
+    """The fit's rule in one sentence, for lineage."""
+    return (
+        f"anchors re-fitted (best mean IoU) only when fewer than {fit.anchor_match_share:.0%} of the train boxes "
+        f"have an anchor of IoU >= {ANCHOR_MATCH_IOU}; the input grown when the {fit.box_quantile:g} quantile of "
+        f"box sizes is under {fit.min_box_pixels:g} px (test short side at most {fit.max_short_side} px)"
+    )

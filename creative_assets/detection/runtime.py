@@ -7,7 +7,9 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 
 import numpy as np
-import torch
+
+# torch is imported inside each function: the code location imports this module, and importing torch
+# costs seconds and hundreds of MB that a stage without a model never needs.
 
 
 class BackendUnavailableError(RuntimeError):
@@ -16,6 +18,8 @@ class BackendUnavailableError(RuntimeError):
 
 def resolve_device(device: str | None) -> str:
     """`cuda` or `cpu` for a device setting (`auto`/None → CUDA when available)."""
+    import torch
+
     if device in (None, "auto"):
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
@@ -29,6 +33,8 @@ def resolve_device(device: str | None) -> str:
 
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (CPU and CUDA) generators."""
+    import torch
+
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
@@ -44,6 +50,8 @@ def torch_threads(threads: int | None) -> Iterator[None]:
     if not threads:
         yield
         return
+    import torch
+
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
@@ -55,6 +63,8 @@ def torch_threads(threads: int | None) -> Iterator[None]:
 def autocast_on_cuda(device: str, enabled: bool) -> AbstractContextManager:
     """fp16 autocast on CUDA when enabled; a no-op elsewhere (CPU inference stays fp32)."""
     if enabled and device == "cuda":
+        import torch
+
         return torch.autocast(device_type="cuda", dtype=torch.float16)
     return nullcontext()
 

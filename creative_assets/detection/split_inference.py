@@ -7,7 +7,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from creative_assets.detection.backend import CocoSplit, Detector, Predictions
-from creative_assets.detection.coco_data import read_bgr
 
 
 def predict_split(
@@ -18,6 +17,9 @@ def predict_split(
     The next batch is decoded on a thread while the current one runs. An image that cannot be read raises
     ValueError naming the file: splits come validated from the labels stage, so this is a broken data root.
     """
+    # coco_data pulls in torch and OpenCV; only a split being predicted needs them.
+    from creative_assets.detection.coco_data import read_bgr
+
     if images_per_forward <= 0:
         raise ValueError("images_per_forward must be positive")
     with open(split.json_path, encoding="utf-8") as f:

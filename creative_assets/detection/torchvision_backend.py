@@ -22,20 +22,14 @@ import torch
 from torch.utils.data import DataLoader
 
 from creative_assets.detection.architectures import PRETRAINED_CHOICES, build_model, load_initial_weights
-from creative_assets.detection.backend import (
-    CocoSplit,
-    Predictions,
-    ProgressFn,
-    TrainResult,
-    TrialParams,
-    as_bgr,
-)
+from creative_assets.detection.backend import DetectorBackend, Predictions, TrainJob, TrainResult, as_bgr
 from creative_assets.detection.checkpoint import (
     CheckpointError,
     checkpoint_meta,
     checkpoint_name,
     read_checkpoint,
     read_initial_weights,
+    training_meta,
     write_checkpoint,
 )
 from creative_assets.detection.coco_data import (
@@ -106,7 +100,7 @@ class TorchvisionDetector:
         write_checkpoint(self.model, Path(path), self.meta)
 
 
-class TorchvisionBackend:
+class TorchvisionBackend(DetectorBackend):
     """Trains and loads torchvision Faster R-CNN detectors (see module docstring)."""
 
     name = "torchvision"
@@ -120,41 +114,15 @@ class TorchvisionBackend:
         self.loader_workers = loader_workers
         self.cpu_threads = cpu_threads
 
-    def train(
-        self,
-        train: CocoSplit,
-        classes: list[str],
-        params: TrialParams,
-        settings: TrainSettings,
-        out_dir: Path,
-        snapshot_iters: Sequence[int] = (),
-        progress: ProgressFn | None = None,
-    ) -> TrainResult:
-        """Train to `params.max_iter`, saving `model_<iter>.pth` at each of `snapshot_iters` and at the end.
+    def fit(self, job: TrainJob) -> TrainResult:
+        """Train to `params.max_iter` with this backend's CPU thread cap (see `DetectorBackend.train`)."""
+        with torch_threads(self.cpu_threads if job.device == "cpu" else None):
+            return self._train(job)
 
-        Runs on the backend's device, or on `settings.device` when the backend's is `auto`/None.
-        """
-        if not classes:
-            raise ValueError("at least one class is needed to train a detector")
-        device = resolve_device(self.device if self.device not in (None, "auto") else settings.device)
-        with torch_threads(self.cpu_threads if device == "cpu" else None):
-            return self._train(
-                train, classes, params, settings, Path(out_dir), snapshot_iters, progress, device
-            )
-
-    def _train(
-        self,
-        train: CocoSplit,
-        classes: list[str],
-        params: TrialParams,
-        settings: TrainSettings,
-        out_dir: Path,
-        snapshot_iters: Sequence[int],
-        progress: ProgressFn | None,
-        device: str,
-    ) -> TrainResult:
-        max_iter = params.max_iter
-        snaps = sorted({int(k) for k in snapshot_iters if 0 < int(k) < max_iter} | {max_iter})
+    def _train(self, job: TrainJob) -> TrainResult:
+        train, classes, params, settings = job.split, job.classes, job.params, job.settings
+        device, out_dir, progress = job.device, job.out_dir, job.progress
+        snaps, max_iter = job.snapshots, params.max_iter
 
         seed_everything(settings.seed)
         if settings.weights in PRETRAINED_CHOICES:
@@ -184,15 +152,7 @@ class TorchvisionBackend:
         use_amp = settings.amp and device == "cuda"
         scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
 
-        meta = {
-            "format": CHECKPOINT_FORMAT,
-            "backend": self.name,
-            "architecture": settings.architecture,
-            "classes": list(classes),
-            "train_settings": settings.model_dump(mode="json"),
-            "weights": note,
-            "device": device,
-        }
+        meta = training_meta(CHECKPOINT_FORMAT, self.name, settings, classes, note, device)
         checkpoints: dict[int, Path] = {}
         seconds: dict[int, float] = {}
         losses: list[float] = []

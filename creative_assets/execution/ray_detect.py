@@ -6,9 +6,9 @@ by the other. Batches whose part exists are skipped; the others become rows of a
 (`{key, start, stop}`) mapped by `DetectionWorker` actors, one per GPU (or per CPU without GPUs, or
 `num_actors`). Each actor loads ALL of the brand's models once, then for each batch decodes its images (once
 for every model, the next chunk on a thread while the models run), runs the models `images_per_forward`
-images at a time, builds the rows with batch_detect's own row builder and commits the part atomically
+images at a time, builds the rows with the shared row builder (`batch_rows`) and commits the part atomically
 itself (errors part first, detections part last, as `run_detection` does); only small statistics travel
-back to the driver. Stale parts are then removed exactly as `run_detection` removes them.
+back to the driver. Stale parts are then removed, and the run logged, by the same `batch_runs` code as `run_detection`.
 
 Models travel as `ModelSpec`s (object, model_id, backend name, checkpoint path, thresholds; optionally the
 class names), not as live detectors. Without class names the driver loads each checkpoint once on the CPU
@@ -37,30 +37,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-# batch_detect keeps these helpers private; they are imported, not copied, so both executors build the
-# same rows and commit the same parts.
-from creative_assets.detection.batch_detect import (
-    Batch,
-    BatchRows,
-    DetectionRun,
-    LoadedModel,
-    ModelDescriptor,
-    check_models,
-    commit_batch,
-    commit_failed_batch,
-    detect_chunk,
-    error_frame,
-    format_duration,
-    model_fingerprint,
-    plan_run,
-)
-from creative_assets.detection.failure_policy import DEFAULT_MAX_RETRIES, check_retries
+# The plan, rows, parts and run log of every executor: imported, not copied, so both executors build the
+# same rows, commit the same parts and log the same way.
+from creative_assets.detection.batch_parts import commit_batch, commit_failed_batch, error_frame
+from creative_assets.detection.batch_rows import BatchRows, LoadedModel, detect_chunk
+from creative_assets.detection.batch_runs import DetectionRun, check_run_arguments, open_run
+from creative_assets.detection.batches import Batch, ModelDescriptor
+from creative_assets.detection.failure_policy import DEFAULT_MAX_RETRIES
 from creative_assets.detection.image_loader import DecodedImage, decode_image
 from creative_assets.detection.registry import backend_by_name
+from creative_assets.detection.tiling import TiledDetector, inference_of
 from creative_assets.execution.ray_cluster import cluster_cpus, cluster_gpus, connect, import_ray
 from creative_assets.layout import DataRoot
 from creative_assets.media.decode import DEFAULT_MAX_MEGAPIXELS
-from creative_assets.settings import TrainSettings, validate_brand
+from creative_assets.settings import TilingSettings, TrainSettings
 
 STAT_COLUMNS = ["key", "images", "detections", "errors", "failed", "reason", "attempts"]
 
@@ -76,6 +66,7 @@ class ModelSpec:
     checkpoint: str
     thresholds: Mapping[str, float]
     classes: tuple[str, ...] | None = None
+    tiling: TilingSettings | None = None  # tiled inference when set (the object's enabled `tiling`)
 
 
 def as_model_spec(spec: ModelSpec | Sequence[Any]) -> ModelSpec:
@@ -120,6 +111,8 @@ def load_model(root: DataRoot, spec: ModelSpec, train: TrainSettings | None = No
             f"model {spec.object_name}/{spec.model_id}: the checkpoint's classes {detector.classes} differ "
             f"from the spec's {list(spec.classes)}"
         )
+    if spec.tiling is not None:
+        detector = TiledDetector(detector, spec.tiling)
     return LoadedModel(spec.object_name, spec.model_id, detector, dict(spec.thresholds))
 
 
@@ -127,7 +120,12 @@ def describe(root: DataRoot, spec: ModelSpec, train: TrainSettings) -> ModelDesc
     """A spec as plain data; its classes come from the checkpoint (loaded on the CPU) when the spec has none."""
     if spec.classes is not None:
         return ModelDescriptor(
-            spec.object_name, spec.model_id, spec.backend, spec.classes, dict(spec.thresholds)
+            spec.object_name,
+            spec.model_id,
+            spec.backend,
+            spec.classes,
+            dict(spec.thresholds),
+            inference_of(spec.tiling),
         )
     return load_model(root, spec, train.model_copy(update={"device": "cpu"})).describe()
 
@@ -294,86 +292,50 @@ def run_detection_ray(
     `num_actors` defaults to the cluster's GPUs (one each), or its CPUs without GPUs.
     """
     started = time.perf_counter()
-    validate_brand(brand)
-    if images_per_forward <= 0:
-        raise ValueError(f"images_per_forward must be positive, got {images_per_forward}")
-    check_retries(max_retries)
-    say = log or (lambda _message: None)
+    check_run_arguments(brand, images_per_forward, max_retries)
     specs = tuple(as_model_spec(s) for s in models_spec)
     for spec in specs:
         # a checkpoint outside the data root fails here, before any actor starts
         checkpoint_path(root, spec.checkpoint)
     train = train_settings or TrainSettings()
     described = [describe(root, s, train) for s in specs]
-    check_models(described)
-    plan = plan_run(
-        brand, items, out_dir, errors_dir, batch_size, model_fingerprint(described, score_floor), removed
+    run = open_run(
+        brand, items, described, out_dir, errors_dir, batch_size, score_floor, removed, log, progress
     )
-    out_dir, errors_dir, items, pending = plan.out_dir, plan.errors_dir, plan.items, plan.pending
-    total, done = plan.total, plan.done
-    say(plan.summary(brand, len(specs)))
-    if progress is not None:
-        progress(done, total)
-
-    computed = rows_written = written = 0
-    if pending:
+    plan = run.plan
+    if plan.pending:
         connect(address, num_cpus=num_actors)
         job = DetectionJob(
             root=root,
             brand=brand,
             specs=specs,
-            items=import_ray().put(items),
-            out_dir=out_dir,
-            errors_dir=errors_dir,
+            items=import_ray().put(plan.items),
+            out_dir=plan.out_dir,
+            errors_dir=plan.errors_dir,
             score_floor=score_floor,
             images_per_forward=images_per_forward,
             attempts=1 + max_retries,
             max_megapixels=max_megapixels,
             train=train,
         )
-        by_key = {b.key: b for b in pending}
         outcome: dict[str, dict[str, Any]] = {}
-        compute_started = time.perf_counter()
-        actors, per_actor = _actor_plan(num_actors, len(pending))
-        say(f"detections {brand}: {len(pending)} batches on {actors} Ray actor(s), each with {per_actor}")
+        actors, per_actor = _actor_plan(num_actors, len(plan.pending))
+        run.say(
+            f"detections {brand}: {len(plan.pending)} batches on {actors} Ray actor(s), each with {per_actor}"
+        )
         with _data_context():
-            for stats in _dataset(job, pending, actors, per_actor, max_retries).iter_rows():
-                key = str(stats["key"])
-                outcome[key] = stats
-                images = int(stats["images"])
-                done += images
-                if progress is not None:
-                    progress(done, total)
+            for stats in _dataset(job, plan.pending, actors, per_actor, max_retries).iter_rows():
+                outcome[str(stats["key"])] = stats
                 if bool(stats["failed"]):
-                    say(
-                        f"detections {brand}: batch {key} failed after {int(stats['attempts'])} "
-                        f"attempts: {stats['reason']}"
-                    )
-                    continue
-                written += 1
-                computed += images
-                rows_written += int(stats["detections"])
-                elapsed = time.perf_counter() - compute_started
-                rate = computed / elapsed if elapsed > 0 else 0.0
-                eta = format_duration((total - done) / rate) if rate > 0 else "?"
-                say(
-                    f"detections {brand}: batch {len(outcome)}/{len(pending)} committed ({images} images, "
-                    f"{int(stats['detections'])} detections, {int(stats['errors'])} errors); "
-                    f"{done}/{total} images, {rate:.1f} images/s, ETA {eta}"
-                )
-        for key, batch in by_key.items():
-            stats = outcome.get(key)
+                    run.batch_failed(int(stats["images"]), int(stats["attempts"]), str(stats["reason"]))
+                else:
+                    run.batch_committed(int(stats["images"]), int(stats["detections"]), int(stats["errors"]))
+        for batch in plan.pending:
+            stats = outcome.get(batch.key)
             if stats is None:
-                commit_failed_batch(
-                    root, brand, out_dir, errors_dir, batch, "no result came back from Ray (actor lost)"
-                )
+                reason = "no result came back from Ray (actor lost)"
+                commit_failed_batch(root, brand, plan.out_dir, plan.errors_dir, batch, reason)
+                run.batch_failed(batch.images, 1 + max_retries, reason)
             elif bool(stats["failed"]):
-                commit_failed_batch(root, brand, out_dir, errors_dir, batch, str(stats["reason"]))
-
-    result = plan.finish(written=written, rows_written=rows_written, images=computed, started=started)
-    say(
-        f"detections {brand}: done in {format_duration(result.seconds)}; {result.parts_written} parts written, "
-        f"{result.parts_reused} reused, {result.parts_removed} stale removed, {len(pending) - written} failed; "
-        f"{result.rows} detections, {len(result.errors)} errors"
-    )
-    return result
+                commit_failed_batch(root, brand, plan.out_dir, plan.errors_dir, batch, str(stats["reason"]))
+    return run.finish(started)

@@ -34,6 +34,17 @@ CLASS_BALANCE_COLUMNS = ["split", "category", "category_id", "positive_images", 
 _COORDINATE_DECIMALS = 3
 
 
+DATASET_COLUMNS = [
+    "split", "json_path", "images", "positive_images", "annotations", "by_category", "fingerprint",
+]  # fmt: skip
+# Per-category counts as one JSON string column (`[{"category", "positive_images", "boxes"}, …]`), so every
+# brand × object partition has the same schema whatever its categories: one Parquet dataset for every reader,
+# no per-object `n_<category>` columns (DuckDB: `from_json`/`json_extract`; polars: `str.json_decode`).
+DATASET_DTYPES = dict.fromkeys(DATASET_COLUMNS, "string") | dict.fromkeys(
+    ["images", "positive_images", "annotations"], "int64"
+)
+
+
 def group_position(seed: int, brand: str, creative_id: str) -> float:
     """The group's hash position in [0, 1): where it falls decides its split."""
     digest = hashlib.sha256(f"{seed}:{brand}/{creative_id}".encode()).digest()
@@ -239,3 +250,19 @@ def dataset_fingerprint(paths: Iterable[Path]) -> str:
         digest.update(f"{path.name}\0{len(data)}\0".encode())
         digest.update(data)
     return digest.hexdigest()
+
+
+def dataset_table(splits: pd.DataFrame, class_balance: pd.DataFrame, fingerprint: str) -> pd.DataFrame:
+    """The coco_datasets table in its fixed schema: one row per split, per-category counts as JSON in
+    `by_category`."""
+    by_split = {
+        split: [
+            {"category": str(r.category), "positive_images": int(r.positive_images), "boxes": int(r.boxes)}
+            for r in group.itertuples(index=False)
+        ]
+        for split, group in class_balance.groupby("split", sort=False)
+    }
+    table = splits[["split", "json_path", "images", "positive_images", "annotations"]].copy()
+    table["by_category"] = [json.dumps(by_split.get(s, []), separators=(",", ":")) for s in table["split"]]
+    table["fingerprint"] = fingerprint
+    return table[DATASET_COLUMNS].astype(DATASET_DTYPES)

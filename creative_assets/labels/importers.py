@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -272,15 +272,28 @@ def _parse_coco(data: bytes, parsed: ParsedLabels) -> None:
         parsed.images.append(image)
 
 
+def _identified(
+    items: list[Any], section: str, noun: str, file: str, errors: list[LabelError]
+) -> Iterator[tuple[int, str, dict[str, Any], Hashable]]:
+    """(index, record, item, id) of each item of a COCO section that is an object with a valid id; an error
+    naming its record for every other item."""
+    for i, item in enumerate(items):
+        record = f"{section}[{i}]"
+        try:
+            if not isinstance(item, dict):
+                raise _Invalid(f"{noun} must be an object, not {_describe(item)}")
+            identifier = _identifier(item.get("id"), "id")
+        except _Invalid as err:
+            errors.append(LabelError(file, record, str(err)))
+            continue
+        yield i, record, item, identifier
+
+
 def _coco_categories(items: list[Any], file: str, errors: list[LabelError]) -> dict[Hashable, str]:
     categories: dict[Hashable, str] = {}
     first: dict[Hashable, int] = {}
-    for i, item in enumerate(items):
-        record = f"categories[{i}]"
+    for i, record, item, cat_id in _identified(items, "categories", "a category", file, errors):
         try:
-            if not isinstance(item, dict):
-                raise _Invalid(f"a category must be an object, not {_describe(item)}")
-            cat_id = _identifier(item.get("id"), "id")
             name = _text(item.get("name"), "name")
             if cat_id in first:
                 raise _Invalid(f"duplicate category id {cat_id!r} (first at categories[{first[cat_id]}])")
@@ -302,15 +315,7 @@ def _coco_images(
     records: dict[Hashable, str] = {}
     rejected: set[Hashable] = set()
     first: dict[Hashable, int] = {}
-    for i, item in enumerate(items):
-        record = f"images[{i}]"
-        try:
-            if not isinstance(item, dict):
-                raise _Invalid(f"an image must be an object, not {_describe(item)}")
-            image_id = _identifier(item.get("id"), "id")
-        except _Invalid as err:
-            parsed.errors.append(LabelError(file, record, str(err)))
-            continue
+    for i, record, item, image_id in _identified(items, "images", "an image", file, parsed.errors):
         if image_id in first:
             # Which of the two images an annotation with this id belongs to is unknowable: drop both.
             parsed.errors.append(

@@ -31,7 +31,6 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-import cv2
 import numpy as np
 import pandas as pd
 
@@ -93,6 +92,8 @@ def extract_video_frames(
     progress: Callable[[int, int], None] | None = None,
 ) -> FrameExtraction:
     """Save frames 0, stride, 2·stride, … of every video in `manifest`; `progress(done, total)` per video."""
+    import cv2
+
     if int(stride) < 1:
         raise ValueError(f"stride must be a positive integer, got {stride!r}")
     if not 0 <= int(jpeg_quality) <= 100:
@@ -274,6 +275,8 @@ def _decode_and_write(
     Returns the kept frames, the number decoded, the container's frame count, the fps, and the presentation
     time in seconds of the last decoded frame (from the stream's start, -inf when none was decoded).
     """
+    import cv2
+
     capture = cv2.VideoCapture(str(source), cv2.CAP_FFMPEG)
     try:
         if not capture.isOpened():
@@ -348,6 +351,8 @@ def _rebase_timestamps(kept: list[dict[str, Any]], first_ms: float | None, fps: 
 
 def _save_jpeg(target: Path, image: np.ndarray, params: list[int], index: int) -> None:
     """Encode one frame and write it atomically."""
+    import cv2
+
     ok, encoded = cv2.imencode(".jpg", image, params)
     if not ok:
         raise _VideoFailed(f"frame {index} could not be encoded as JPEG")

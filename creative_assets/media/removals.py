@@ -13,9 +13,10 @@ of confirmed removals; everything else it could not recompute is kept.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
 import pandas as pd
 
@@ -108,3 +109,25 @@ def confirmed_removals(removals: pd.DataFrame) -> set[str]:
     if removals.empty:
         return set()
     return set(removals.loc[removals["confirmed"].astype(bool), "creative_id"].astype(str))
+
+
+def prune_removed_frames(frames_root: Path, removed: Iterable[str], listed: Collection[str]) -> list[str]:
+    """Delete the extracted frames of confirmed-removed videos; returns the creative_ids whose frames went.
+
+    `frames_root` is `frames/<brand>/`. A creative listed in the manifest again keeps its frames, and a
+    creative_id whose folder would lie outside `frames_root` is never touched. Folders left empty above a
+    removed video's folder go too, so the tree mirrors what is still in `creatives/`.
+    """
+    base = frames_root.resolve()
+    pruned = []
+    for creative_id in sorted(set(removed) - set(listed)):
+        folder = (base / creative_id).resolve()
+        if base not in folder.parents or not folder.is_dir():
+            continue
+        shutil.rmtree(folder)
+        pruned.append(creative_id)
+        parent = folder.parent
+        while parent != base and parent.is_dir() and not any(parent.iterdir()):
+            parent.rmdir()
+            parent = parent.parent
+    return pruned

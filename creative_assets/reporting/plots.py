@@ -14,7 +14,6 @@ import math
 import zlib
 from collections.abc import Mapping, Sequence
 
-import cv2
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
@@ -67,6 +66,8 @@ def _figure_png(fig: Figure) -> bytes:
 
 
 def _encode_png(image_bgr: np.ndarray) -> bytes:
+    import cv2
+
     ok, buf = cv2.imencode(".png", image_bgr, [cv2.IMWRITE_PNG_COMPRESSION, 9])
     if not ok:
         raise ValueError("OpenCV could not encode the image as PNG")
@@ -97,7 +98,29 @@ def _grid_pivot(trials: pd.DataFrame, confidence: float, value: str) -> pd.DataF
     return pivot.sort_index().sort_index(axis=1).astype("float64")
 
 
-def _draw_heatmap(ax: Axes, pivot: pd.DataFrame, title: str, vmin: float, vmax: float) -> AxesImage:
+def marked_position(pivot: pd.DataFrame, marked: tuple[int, int] | None) -> tuple[int, int] | None:
+    """(row, column) of the cell to outline: the chosen (MAX_ITER, BATCH_SIZE_PER_IMAGE) when given, else the
+    panel's best value (the first: fewest iterations, then the smallest ROI batch); None if nothing to mark."""
+    if marked is not None:
+        max_iter, batch = marked
+        if max_iter not in pivot.index or batch not in pivot.columns:
+            raise ValueError(f"the marked cell {marked} is not in the grid")
+        return int(pivot.index.get_loc(max_iter)), int(pivot.columns.get_loc(batch))
+    data = pivot.to_numpy(dtype=np.float64, na_value=np.nan)
+    if not np.isfinite(data).any():
+        return None
+    i, j = np.unravel_index(np.nanargmax(data), data.shape)
+    return int(i), int(j)
+
+
+def _draw_heatmap(
+    ax: Axes,
+    pivot: pd.DataFrame,
+    title: str,
+    vmin: float,
+    vmax: float,
+    marked: tuple[int, int] | None = None,
+) -> AxesImage:
     data = pivot.to_numpy(dtype=np.float64, na_value=np.nan)
     image = ax.imshow(data, cmap="viridis", vmin=vmin, vmax=vmax, aspect="auto")
     ax.set_xticks(range(data.shape[1]), labels=[str(c) for c in pivot.columns])
@@ -111,9 +134,9 @@ def _draw_heatmap(ax: Axes, pivot: pd.DataFrame, title: str, vmin: float, vmax: 
             v = data[i, j]
             text, colour = ("–", "black") if np.isnan(v) else (f"{v:.3f}", "black" if v > mid else "white")
             ax.text(j, i, text, ha="center", va="center", color=colour, fontsize=9)
-    if np.isfinite(data).any():
-        # nanargmax takes the first best cell: the fewest iterations, then the smallest ROI batch.
-        i, j = np.unravel_index(np.nanargmax(data), data.shape)
+    position = marked_position(pivot, marked)
+    if position is not None:
+        i, j = position
         ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=3))
     return image
 
@@ -128,7 +151,7 @@ def _value_range(values: np.ndarray, value: str) -> tuple[float, float]:
     return (lo, hi) if hi > lo else (lo - 0.5, hi + 0.5)
 
 
-def accuracy_heatmap(trials: pd.DataFrame, confidence: float, value: str = "accuracy") -> bytes:
+def accuracy_heatmap_figure(trials: pd.DataFrame, confidence: float, value: str = "accuracy") -> Figure:
     """Heatmap of `value` over the grid at one confidence: rows MAX_ITER, columns BATCH_SIZE_PER_IMAGE.
 
     `trials` is long format, one row per (trial, confidence), with columns max_iter, batch_size_per_image,
@@ -140,11 +163,26 @@ def accuracy_heatmap(trials: pd.DataFrame, confidence: float, value: str = "accu
     ax = fig.add_subplot()
     image = _draw_heatmap(ax, pivot, f"{value} at confidence {confidence:g}", vmin, vmax)
     fig.colorbar(image, ax=ax, shrink=0.8)
-    return _figure_png(fig)
+    return fig
 
 
-def heatmap_grid(trials: pd.DataFrame, confidences: Sequence[float], value: str = "accuracy") -> bytes:
-    """One heatmap panel per confidence on a shared colour scale (the case study's Figure 1)."""
+def accuracy_heatmap(trials: pd.DataFrame, confidence: float, value: str = "accuracy") -> bytes:
+    """`accuracy_heatmap_figure` as a PNG."""
+    return _figure_png(accuracy_heatmap_figure(trials, confidence, value))
+
+
+def heatmap_grid_figure(
+    trials: pd.DataFrame,
+    confidences: Sequence[float],
+    value: str = "accuracy",
+    marked: tuple[int, int] | None = None,
+) -> Figure:
+    """One heatmap panel per confidence on a shared colour scale (the case study's Figure 1).
+
+    `marked` = (MAX_ITER, BATCH_SIZE_PER_IMAGE) of the chosen trial, outlined in every panel: the choice is
+    made on the mean over confidences, so one panel's own best cell may lie elsewhere. Without it each panel
+    outlines its best cell.
+    """
     if not confidences:
         raise ValueError("heatmap_grid needs at least one confidence")
     pivots = [_grid_pivot(trials, c, value) for c in confidences]
@@ -156,19 +194,29 @@ def heatmap_grid(trials: pd.DataFrame, confidences: Sequence[float], value: str 
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     image = None
     for ax, c, pivot in zip(axes, confidences, pivots, strict=False):
-        image = _draw_heatmap(ax, pivot, f"confidence {c:g}", vmin, vmax)
+        image = _draw_heatmap(ax, pivot, f"confidence {c:g}", vmin, vmax, marked)
     for ax in axes[len(pivots) :]:
         ax.set_visible(False)
     fig.colorbar(image, ax=list(axes[: len(pivots)]), shrink=0.8, label=value)
-    return _figure_png(fig)
+    return fig
+
+
+def heatmap_grid(
+    trials: pd.DataFrame,
+    confidences: Sequence[float],
+    value: str = "accuracy",
+    marked: tuple[int, int] | None = None,
+) -> bytes:
+    """`heatmap_grid_figure` as a PNG."""
+    return _figure_png(heatmap_grid_figure(trials, confidences, value, marked))
 
 
 # Evaluation figures ----------------------------------------------------------------------------------------
 
 
-def confusion_matrices(
+def confusion_matrices_figure(
     metrics_by_confidence: Mapping[float, PresenceMetrics | np.ndarray], title: str = "presence"
-) -> bytes:
+) -> Figure:
     """2×2 confusion matrices, one panel per confidence (the case study's Figure 2).
 
     Values are PresenceMetrics or 2×2 arrays laid out [[TN, FP], [FN, TP]] (rows truth, columns predicted).
@@ -199,10 +247,17 @@ def confusion_matrices(
         accuracy = (cm[0, 0] + cm[1, 1]) / total if total else float("nan")
         ax.set_title(f"conf {confidence:g}: acc {accuracy:.3f}", fontsize=9)
     fig.suptitle(title, fontsize=10)
-    return _figure_png(fig)
+    return fig
 
 
-def threshold_curve(sweep: pd.DataFrame, chosen: float, title: str = "threshold sweep") -> bytes:
+def confusion_matrices(
+    metrics_by_confidence: Mapping[float, PresenceMetrics | np.ndarray], title: str = "presence"
+) -> bytes:
+    """`confusion_matrices_figure` as a PNG."""
+    return _figure_png(confusion_matrices_figure(metrics_by_confidence, title))
+
+
+def threshold_curve_figure(sweep: pd.DataFrame, chosen: float, title: str = "threshold sweep") -> Figure:
     """Accuracy, precision, recall and F1 against the score threshold, with the chosen threshold marked."""
     fig = Figure(figsize=(5.0, 3.2), layout="constrained")
     ax = fig.add_subplot()
@@ -214,13 +269,20 @@ def threshold_curve(sweep: pd.DataFrame, chosen: float, title: str = "threshold 
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower left")
-    return _figure_png(fig)
+    return fig
+
+
+def threshold_curve(sweep: pd.DataFrame, chosen: float, title: str = "threshold sweep") -> bytes:
+    """`threshold_curve_figure` as a PNG."""
+    return _figure_png(threshold_curve_figure(sweep, chosen, title))
 
 
 # Sample images -------------------------------------------------------------------------------------------
 
 
 def _as_bgr(image: np.ndarray) -> np.ndarray:
+    import cv2
+
     image = np.asarray(image)
     if image.dtype != np.uint8:
         raise ValueError(f"expected a uint8 image, got {image.dtype}")
@@ -234,6 +296,8 @@ def _as_bgr(image: np.ndarray) -> np.ndarray:
 
 
 def _fit(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+    import cv2
+
     scale = min(1.0, max_side / max(image.shape[:2]))
     if scale < 1.0:
         image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
@@ -253,6 +317,8 @@ def detections_overlay(
     max_side: int = 400,
 ) -> bytes:
     """A creative with its detections drawn (box, label, score), shrunk to `max_side`, as PNG."""
+    import cv2
+
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     scores = np.asarray(scores, dtype=np.float64).ravel()
     if not (len(boxes) == len(labels) == len(scores)):
@@ -278,6 +344,8 @@ def image_grid(
     images: Sequence[np.ndarray], captions: Sequence[str], ncols: int = 4, thumb_side: int = 200
 ) -> bytes:
     """Thumbnails (BGR, as OpenCV reads them) in a grid with a caption under each."""
+    import cv2
+
     if len(images) != len(captions):
         raise ValueError(f"{len(images)} images but {len(captions)} captions")
     if not images:

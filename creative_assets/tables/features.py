@@ -13,22 +13,53 @@ Definitions (per object `o`; "found" means a detection with `above_threshold`):
 - `frames_sampled`: images the detector looked at: 1 for a still, the extracted frames for a video (frames
   that failed to decode still count, so the share errs low rather than high).
 Every creative of the manifest has a row, including those with no detections at all.
+
+The detections table is the biggest a brand has (about 9 KB a creative). It is never loaded whole: it is read
+in Arrow record batches of the eight columns the features need, each batch is reduced to one row per
+(creative, object, frame) with found boxes and one per (creative, object) for the best score, and only those
+partial aggregates (associative: counts add, maxima and minima combine) are kept and combined at the end.
+Memory follows the number of creatives and sampled frames, not the number of detections.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
 
 from creative_assets.tables.schemas import feature_schema
+from creative_assets.tables.warehouse import hive_values, part_files
 
 EARLY_WINDOWS_S = (3, 5)
+# Columns of the detections table the features are computed from.
+NEEDED = [
+    "brand",
+    "creative_id",
+    "object",
+    "frame_index",
+    "timestamp_s",
+    "score",
+    "box_area_frac",
+    "above_threshold",
+]
+# Rows per record batch read from the warehouse: bounds the memory of one step of the reduction.
+BATCH_ROWS = 65_536
+
+# detections: a DataFrame, or the warehouse folder of one brand's detections (read in batches).
+Detections = pd.DataFrame | Path
 
 
 def creative_features(
-    manifest: pd.DataFrame, detections: pd.DataFrame, frames: pd.DataFrame, objects: Sequence[str]
+    manifest: pd.DataFrame,
+    detections: Detections,
+    frames: pd.DataFrame,
+    objects: Sequence[str],
+    batch_rows: int = BATCH_ROWS,
 ) -> pd.DataFrame:
     """One row per creative of `manifest` with per-object presence, counts, scores, area and video timing."""
     schema = feature_schema(objects)
@@ -47,32 +78,118 @@ def creative_features(
     out: dict[str, object] = {c: base[c] for c in base.columns}
     out["frames_sampled"] = sampled
 
-    det = detections[detections["object"].isin(list(objects))]
-    det = det.assign(brand=det["brand"].astype(object), creative_id=det["creative_id"].astype(object))
+    per_frame, best = detection_aggregates(detections, objects, batch_rows)
     for o in objects:
-        mine = det[det["object"] == o]
-        found = mine[mine["above_threshold"]]
-        max_score = mine.groupby(["brand", "creative_id"])["score"].max()
+        found = per_frame[per_frame["object"] == o]
         by_creative = found.groupby(["brand", "creative_id"])
-        # frame_index is <NA> for stills: keep those groups so a still counts as one "frame".
-        per_frame = found.groupby(["brand", "creative_id", "frame_index"], dropna=False).size()
-        count = per_frame.groupby(level=["brand", "creative_id"]).max()
-        frames_with = found.groupby(["brand", "creative_id"])["frame_index"].nunique()
-        first_seen = by_creative["timestamp_s"].min()
-
-        count_v = count.reindex(keys, fill_value=0).to_numpy(dtype=np.int64)
+        count_v = by_creative["found"].max().reindex(keys, fill_value=0).to_numpy(dtype=np.int64)
+        max_score = best[best["object"] == o].set_index(["brand", "creative_id"])["score"]
         out[f"{o}_present"] = count_v > 0
         out[f"{o}_count"] = count_v
         out[f"{o}_max_score"] = max_score.reindex(keys).fillna(0.0).to_numpy(dtype=np.float64)
         out[f"{o}_max_area_frac"] = (
-            by_creative["box_area_frac"].max().reindex(keys).fillna(0.0).to_numpy(dtype=np.float64)
+            by_creative["area"].max().reindex(keys).fillna(0.0).to_numpy(dtype=np.float64)
         )
+        # Stills have no frame_index: they count no frames (their share is <NA> anyway).
+        frames_with = found[found["frame_index"].notna()].groupby(["brand", "creative_id"]).size()
         with np.errstate(divide="ignore", invalid="ignore"):
             share = frames_with.reindex(keys, fill_value=0).to_numpy(dtype=np.float64) / sampled
         out[f"{o}_frame_share"] = pd.array(np.where(is_video & (sampled > 0), share, np.nan), dtype="Float64")
-        first = first_seen.reindex(keys).astype("Float64").to_numpy(dtype=np.float64, na_value=np.nan)
+        first = by_creative["first_s"].min().reindex(keys).to_numpy(dtype=np.float64, na_value=np.nan)
         first = np.where(is_video, first, np.nan)
         out[f"{o}_first_seen_s"] = pd.array(first, dtype="Float64")
         for window in EARLY_WINDOWS_S:
             out[f"{o}_in_first_{window}s"] = np.nan_to_num(first, nan=np.inf) < window
     return schema.conform(pd.DataFrame(out))
+
+
+def detection_aggregates(
+    detections: Detections, objects: Sequence[str], batch_rows: int = BATCH_ROWS
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The detections of `objects` reduced batch by batch to two small tables:
+
+    - found per frame: brand, creative_id, object, frame_index (<NA> for a still), `found` (boxes above
+      threshold), `area` (largest such box's area share), `first_s` (that frame's timestamp);
+    - best score: brand, creative_id, object, `score` (highest kept score, found or not).
+    """
+    wanted = pa.array(list(objects), pa.string())
+    frame_parts: list[pa.Table] = []
+    score_parts: list[pa.Table] = []
+    for batch in _batches(detections, batch_rows):
+        mine = pa.Table.from_batches([batch]).filter(pc.is_in(batch.column("object"), value_set=wanted))
+        score_parts.append(_best_scores(mine))
+        frame_parts.append(_found_per_frame(mine.filter(pc.equal(mine.column("above_threshold"), True))))
+    per_frame = _combine_frames(frame_parts)
+    best = _combine_scores(score_parts)
+    brand = hive_values(detections).get("brand") if isinstance(detections, Path) else None
+    for table in (per_frame, best):
+        if "brand" not in table.columns:
+            table.insert(0, "brand", brand)
+        table["brand"] = table["brand"].astype(object)
+        table["creative_id"] = table["creative_id"].astype(object)
+    return per_frame, best
+
+
+def _keys(table: pa.Table) -> list[str]:
+    """Grouping keys: the brand where the rows carry it (a warehouse folder names it in its path)."""
+    return (["brand"] if "brand" in table.column_names else []) + ["creative_id", "object"]
+
+
+def _best_scores(table: pa.Table) -> pa.Table:
+    return (
+        table.group_by(_keys(table), use_threads=False)
+        .aggregate([("score", "max")])
+        .rename_columns([*_keys(table), "score"])
+    )
+
+
+def _found_per_frame(table: pa.Table) -> pa.Table:
+    keys = [*_keys(table), "frame_index"]
+    aggregated = table.group_by(keys, use_threads=False).aggregate(
+        [([], "count_all"), ("box_area_frac", "max"), ("timestamp_s", "min")]
+    )
+    return aggregated.rename_columns([*keys, "found", "area", "first_s"])
+
+
+def _combine_frames(parts: list[pa.Table]) -> pd.DataFrame:
+    """Partial per-frame aggregates merged: a frame's rows may sit in several batches."""
+    columns = ["creative_id", "object", "frame_index", "found", "area", "first_s"]
+    if not parts:
+        return pd.DataFrame(
+            {c: pd.Series(dtype="float64" if c in ("area", "first_s") else object) for c in columns}
+        )
+    table = pa.concat_tables(parts, promote_options="permissive")
+    keys = [*_keys(table), "frame_index"]
+    merged = table.group_by(keys, use_threads=False).aggregate(
+        [("found", "sum"), ("area", "max"), ("first_s", "min")]
+    )
+    return merged.rename_columns([*keys, "found", "area", "first_s"]).to_pandas()
+
+
+def _combine_scores(parts: list[pa.Table]) -> pd.DataFrame:
+    if not parts:
+        return pd.DataFrame(
+            {
+                "creative_id": pd.Series(dtype=object),
+                "object": pd.Series(dtype=object),
+                "score": pd.Series(dtype="float64"),
+            }
+        )
+    table = pa.concat_tables(parts, promote_options="permissive")
+    merged = table.group_by(_keys(table), use_threads=False).aggregate([("score", "max")])
+    return merged.rename_columns([*_keys(table), "score"]).to_pandas()
+
+
+def _batches(detections: Detections, batch_rows: int) -> Iterator[pa.RecordBatch]:
+    """Record batches of the columns the features need, from a DataFrame or a warehouse folder."""
+    if isinstance(detections, Path):
+        files = part_files(detections)
+        if not files:
+            return
+        dataset = ds.dataset([str(p) for p in files], format="parquet")
+        columns = [c for c in NEEDED if c in dataset.schema.names]
+        yield from dataset.to_batches(columns=columns, batch_size=batch_rows, use_threads=False)
+        return
+    frame = detections[[c for c in NEEDED if c in detections.columns]]
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    yield from table.to_batches(max_chunksize=batch_rows)

@@ -9,7 +9,7 @@ import pyarrow.dataset as pads
 import pytest
 
 from creative_assets.assets.detection import THRESHOLD_COLUMNS, detections, optimal_thresholds
-from creative_assets.assets.training import NO_MODEL, no_model_row
+from creative_assets.detection.selection import NO_MODEL, no_model_row
 from creative_assets.resources.warehouse_io_manager import TableRef
 from creative_assets_tests.support.asset_runs import (
     BRAND,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import dagster as dg
@@ -106,3 +107,57 @@ def test_a_vanished_majority_fails_the_blocking_removal_check(tmp_path: Path) ->
     assert not check.passed
     assert check.metadata["unconfirmed"].value == len(gone)
     assert check.metadata["removed_examples"].value.split(", ") == gone
+
+
+def test_a_rerun_keeps_unchanged_rows_and_rehash_all_reads_every_file_again(tmp_path: Path) -> None:
+    data = tiny_data_root(tmp_path / "data")
+    first = _manifest_run(data).asset_value("creative_manifest")
+    write_part(data / "warehouse" / "creative_manifest" / f"brand={BRAND}" / "part-00000.parquet", first)
+    image = data / "raw" / BRAND / "creatives" / sorted(_files(data, IMAGE_SUFFIXES))[0]
+    before = image.stat()
+    # Same size, same inode, old mtime put back: only reading the bytes could notice the change.
+    with open(image, "r+b") as f:
+        f.write(b"\0" * before.st_size)
+    os.utime(image, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+    kept = _manifest_run(data).asset_value("creative_manifest")
+    forced = dg.materialize_to_memory(
+        [creative_manifest],
+        partition_key=BRAND,
+        instance=instance_with_brands(BRAND),
+        resources={"settings": smoke_settings(data, media={"rehash_all": True})},
+    ).asset_value("creative_manifest")
+
+    pd.testing.assert_frame_equal(kept, first)
+    creative_id = image.relative_to(data / "raw" / BRAND / "creatives").as_posix()
+    assert set(first["creative_id"]) - set(forced["creative_id"]) == {creative_id}
+
+
+def test_a_removed_video_loses_its_frames_rows_and_its_frame_folder(tmp_path: Path) -> None:
+    from creative_assets.definitions import local_resources
+
+    data = tiny_data_root(tmp_path / "data")
+    instance = instance_with_brands(BRAND)
+
+    def ingest() -> dg.ExecuteInProcessResult:
+        return dg.materialize(
+            [creative_manifest, video_frames],
+            partition_key=BRAND,
+            instance=instance,
+            resources=local_resources(str(data), "smoke"),
+        )
+
+    first = ingest()
+    (video,) = sorted(_files(data, VIDEO_SUFFIXES))
+    frame_folder = data / "frames" / BRAND / video
+    assert set(first.asset_value("video_frames")["creative_id"]) == {video}
+    assert any(frame_folder.glob("*.jpg"))
+
+    (data / "raw" / BRAND / "creatives" / video).unlink()  # one of 17 creatives: within the removal limit
+    second = ingest()
+
+    assert second.asset_value("video_frames").empty
+    assert not frame_folder.exists()
+    assert not (data / "frames" / BRAND / video.split("/")[0]).exists()  # emptied parent folders go too
+    (frames_event,) = second.asset_materializations_for_node("video_frames")
+    assert frames_event.metadata["removed_videos_pruned"].value == 1

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from creative_assets.assets.datasets import coco_datasets
-from creative_assets.assets.training import NO_MODEL, chosen_model, grid_search
+from creative_assets.assets.training import chosen_model, grid_search
+from creative_assets.detection.selection import NO_MODEL
 from creative_assets_tests.support.asset_runs import (
     BRAND,
     Invocation,
@@ -63,6 +64,11 @@ def test_grid_search_has_a_row_per_trial_and_names_the_best_mean_accuracy(grid: 
         assert grid.meta(plot).startswith("![") and "data:image/png;base64," in grid.meta(plot)
     by_size = grid.meta("best_by_size")
     assert all(f"| {name} (" in by_size for name in ("tiny", "small", "medium", "large"))
+    # the heat maps outline the chosen trial's cell (best mean accuracy, above), and the metadata names it
+    assert grid.meta("heatmap_marked_cell") == (
+        f"MAX_ITER={best['max_iter']} BATCH_SIZE_PER_IMAGE={best['batch_size_per_image']} "
+        f"({grid.meta('best_trial')})"
+    )
 
 
 def test_chosen_model_publishes_the_grids_best_trial(
@@ -79,6 +85,8 @@ def test_chosen_model_publishes_the_grids_best_trial(
 
     (row,) = run.value.to_dict("records")
     assert row["status"] == "model" and row["trial"] == grid.meta("best_trial") == run.meta("trial")
+    assert run.meta("heatmap_marked_cell").endswith(f"({row['trial']})")
+    assert run.meta("heatmap_marked_cell") == grid.meta("heatmap_marked_cell")
     assert (root / row["checkpoint"]).is_file()
     best = grid.value.set_index("trial").loc[row["trial"]]
     assert run.meta("valid_accuracy_at_best_confidence") == max(best[f"accuracy_{p}"] for p in CONFIDENCES)

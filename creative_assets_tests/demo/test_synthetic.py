@@ -12,12 +12,9 @@ import pandas as pd
 import pytest
 from pycocotools.coco import COCO
 
-from creative_assets.demo.synthetic import (
-    CATEGORY_IDS,
-    IMPRESSIONS_COLUMNS,
-    DemoDataExistsError,
-    generate_demo_data,
-)
+from creative_assets.demo.impressions import IMPRESSIONS_COLUMNS
+from creative_assets.demo.label_files import CATEGORY_IDS
+from creative_assets.demo.synthetic import DemoDataExistsError, generate_demo_data
 from creative_assets.layout import DataRoot
 
 SMALL = {

@@ -12,7 +12,7 @@ import pandas as pd
 
 from creative_assets.detection.batch_detect import run_detection
 from creative_assets.layout import DataRoot
-from creative_assets_tests.detection.test_batch_detect import BRAND, colour_models
+from creative_assets_tests.support.colour_brand import BRAND, colour_models
 
 
 def main(argv: list[str]) -> None:

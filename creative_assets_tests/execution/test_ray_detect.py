@@ -21,7 +21,9 @@ import pytest
 import torch
 
 from creative_assets.detection.backend import TrialParams
-from creative_assets.detection.batch_detect import LoadedModel, run_detection, work_items
+from creative_assets.detection.batch_detect import run_detection
+from creative_assets.detection.batch_rows import LoadedModel
+from creative_assets.detection.batches import work_items
 from creative_assets.detection.torchvision_backend import TorchvisionBackend
 from creative_assets.execution.ray_detect import ModelSpec, as_model_spec, checkpoint_path, run_detection_ray
 from creative_assets.layout import DataRoot, PathEscapeError
@@ -33,8 +35,8 @@ from creative_assets.tables.warehouse import (
     read_detection_errors,
     read_detections,
 )
-from creative_assets_tests.detection.test_batch_detect import BRAND, build_brand
 from creative_assets_tests.support.coco_builders import write_toy_coco
+from creative_assets_tests.support.colour_brand import BRAND, build_brand
 
 REPO = Path(__file__).resolve().parents[2]
 OPTIONS = {"batch_size": 3, "images_per_forward": 2, "score_floor": 0.05}

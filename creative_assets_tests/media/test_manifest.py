@@ -79,6 +79,8 @@ def test_tables_have_the_documented_columns_and_dtypes(root: DataRoot) -> None:
         "duration_s": "float64",
         "bytes": "int64",
         "sha256": "string",
+        "mtime_ns": "int64",
+        "inode": "int64",
     }
     assert set(errors.dtypes.astype(str)) == {"string"}
 
@@ -229,3 +231,105 @@ def test_sha256_file_matches_hashlib_across_chunks(tmp_path: Path) -> None:
     path.write_bytes(data)
 
     assert sha256_file(path) == hashlib.sha256(data).hexdigest()
+
+
+def _rewrite_keeping_size_and_mtime(path: Path, data: bytes) -> None:
+    """Overwrite `path` in place (same inode) with `data` of the same length, then set its old mtime back."""
+    before = path.stat()
+    assert len(data) == before.st_size
+    with open(path, "r+b") as f:
+        f.write(data)
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = path.stat()
+    assert (after.st_size, after.st_mtime_ns, after.st_ino) == (
+        before.st_size,
+        before.st_mtime_ns,
+        before.st_ino,
+    )
+
+
+def test_a_rescan_keeps_the_row_of_a_file_whose_size_mtime_and_inode_are_unchanged(root: DataRoot) -> None:
+    folder = creatives(root)
+    image = write_image(folder / "a.png")
+    write_image(folder / "b.png", size=(20, 10))
+    first, _ = scan_creatives(root, BRAND)
+    # Bytes that no decoder reads as an image: reading the file again could only give an errors row.
+    _rewrite_keeping_size_and_mtime(image, b"\0" * image.stat().st_size)
+
+    again, errors = scan_creatives(root, BRAND, previous=first)
+
+    assert errors.empty
+    pd.testing.assert_frame_equal(again, first)
+
+
+def test_without_a_previous_manifest_every_file_is_read_again(root: DataRoot) -> None:
+    image = write_image(creatives(root) / "a.png")
+    first, _ = scan_creatives(root, BRAND)
+    _rewrite_keeping_size_and_mtime(image, b"\0" * image.stat().st_size)
+
+    again, errors = scan_creatives(root, BRAND, previous=None)
+
+    assert again.empty
+    assert list(errors["file"]) == ["raw/acme/creatives/a.png"]
+    assert errors["reason"].iloc[0].startswith("unreadable image")
+
+
+def test_a_file_with_a_new_size_is_read_again(root: DataRoot) -> None:
+    image = write_image(creatives(root) / "a.png", size=(40, 30))
+    first, _ = scan_creatives(root, BRAND)
+    mtime = image.stat().st_mtime_ns
+    write_image(image, size=(50, 30))
+    os.utime(image, ns=(mtime, mtime))
+
+    again, _ = scan_creatives(root, BRAND, previous=first)
+
+    assert (again["width"].iloc[0], again["bytes"].iloc[0]) == (50, image.stat().st_size)
+    assert (
+        again["sha256"].iloc[0] == hashlib.sha256(image.read_bytes()).hexdigest() != first["sha256"].iloc[0]
+    )
+
+
+def test_a_file_with_a_new_mtime_is_read_again(root: DataRoot) -> None:
+    image = write_image(creatives(root) / "a.png")
+    first, _ = scan_creatives(root, BRAND)
+    _rewrite_keeping_size_and_mtime(image, b"\0" * image.stat().st_size)
+    mtime = image.stat().st_mtime_ns + 1_000_000_000
+    os.utime(image, ns=(mtime, mtime))
+
+    again, errors = scan_creatives(root, BRAND, previous=first)
+
+    assert again.empty and list(errors["file"]) == ["raw/acme/creatives/a.png"]
+
+
+def test_a_file_replaced_by_another_with_the_same_size_and_mtime_is_read_again(root: DataRoot) -> None:
+    image = write_image(creatives(root) / "a.png")
+    first, _ = scan_creatives(root, BRAND)
+    old = image.stat()
+    replacement = image.with_name(".replacement")
+    replacement.write_bytes(b"\0" * old.st_size)
+    os.utime(replacement, ns=(old.st_atime_ns, old.st_mtime_ns))
+    os.replace(replacement, image)  # a new inode, as a restore or a sync tool leaves it
+    assert image.stat().st_ino != old.st_ino
+
+    again, errors = scan_creatives(root, BRAND, previous=first)
+
+    assert again.empty and list(errors["file"]) == ["raw/acme/creatives/a.png"]
+
+
+def test_a_lowered_pixel_budget_reads_kept_images_again(root: DataRoot) -> None:
+    write_image(creatives(root) / "a.png", size=(40, 30))
+    first, _ = scan_creatives(root, BRAND)
+
+    again, errors = scan_creatives(root, BRAND, max_megapixels=0.001, previous=first)
+
+    assert again.empty and "over the pixel budget" in errors["reason"].iloc[0]
+
+
+def test_a_previous_manifest_without_file_identities_reuses_nothing(root: DataRoot) -> None:
+    image = write_image(creatives(root) / "a.png")
+    first, _ = scan_creatives(root, BRAND)
+    _rewrite_keeping_size_and_mtime(image, b"\0" * image.stat().st_size)
+
+    again, errors = scan_creatives(root, BRAND, previous=first.drop(columns=["mtime_ns", "inode"]))
+
+    assert again.empty and len(errors) == 1

@@ -139,3 +139,23 @@ def test_a_missing_creatives_folder_fails_the_manifest_and_keeps_the_last_one(
     kept = read_table(root.warehouse("creative_manifest", BRAND))
     assert sorted(kept["creative_id"]) == ["a.png", "b.png"]
     assert isinstance(kept, pd.DataFrame)
+
+
+def test_pruning_frames_spares_listed_creatives_and_anything_outside_the_brand_folder(tmp_path: Path) -> None:
+    from creative_assets.media.removals import prune_removed_frames
+
+    frames = tmp_path / "frames" / BRAND
+    for creative_id in ("videos/gone.mp4", "videos/back.mp4", "kept.mp4"):
+        (frames / creative_id).mkdir(parents=True)
+        (frames / creative_id / "000000.jpg").write_bytes(b"jpeg")
+    outside = tmp_path / "frames" / "other.mp4"
+    outside.mkdir()
+
+    pruned = prune_removed_frames(
+        frames, removed={"videos/gone.mp4", "videos/back.mp4", "../other.mp4"}, listed={"videos/back.mp4"}
+    )
+
+    assert pruned == ["videos/gone.mp4"]
+    assert not (frames / "videos/gone.mp4").exists()
+    assert (frames / "videos/back.mp4/000000.jpg").exists() and (frames / "kept.mp4").exists()
+    assert outside.is_dir()

@@ -5,17 +5,22 @@ import matplotlib.cbook
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.patches import Rectangle
 
 from creative_assets.detection.evaluation import presence_metrics
 from creative_assets.detection.thresholds import sweep_thresholds
 from creative_assets.reporting.plots import (
     accuracy_heatmap,
+    accuracy_heatmap_figure,
     confusion_matrices,
+    confusion_matrices_figure,
     detections_overlay,
     heatmap_grid,
+    heatmap_grid_figure,
     image_grid,
     markdown_image,
     threshold_curve,
+    threshold_curve_figure,
 )
 
 PORTRAIT = matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
@@ -26,6 +31,25 @@ def decode(png: bytes) -> np.ndarray:
     image = cv2.imdecode(np.frombuffer(png, dtype=np.uint8), cv2.IMREAD_COLOR)
     assert image is not None
     return image
+
+
+def cell_texts(ax) -> dict[tuple[int, int], str]:
+    """The text drawn at each (row, column) cell of an image axis."""
+    return {(round(t.get_position()[1]), round(t.get_position()[0])): t.get_text() for t in ax.texts}
+
+
+def ticks(labels) -> list[str]:
+    return [t.get_text() for t in labels]
+
+
+def outlined_cells(ax) -> list[tuple[int, int]]:
+    """(row, column) of each red outline on a heat map axis."""
+    cells = []
+    for patch in ax.patches:
+        if isinstance(patch, Rectangle):
+            x, y = patch.get_xy()
+            cells.append((round(y + 0.5), round(x + 0.5)))
+    return cells
 
 
 @pytest.fixture
@@ -51,7 +75,22 @@ def test_accuracy_heatmap_is_a_png(trials):
     assert 150 < w < 800 and 150 < h < 600
 
 
+def test_accuracy_heatmap_cells_show_each_trials_value_with_the_best_outlined(trials):
+    ax = accuracy_heatmap_figure(trials, 0.4).axes[0]
+    assert ticks(ax.get_yticklabels()) == ["300", "500", "1000"]  # rows MAX_ITER
+    assert ticks(ax.get_xticklabels()) == ["256", "512", "1024"]  # columns BATCH_SIZE_PER_IMAGE
+    texts = cell_texts(ax)
+    # trial i = 3 · row + column: accuracy 0.5 + 0.04 i - 0.1 × 0.4
+    assert texts[(0, 0)] == "0.460" and texts[(1, 2)] == "0.660" and texts[(2, 2)] == "0.780"
+    assert outlined_cells(ax) == [(2, 2)]
+
+
 def test_accuracy_heatmap_plots_another_value_with_missing_cells(trials):
+    ax = accuracy_heatmap_figure(trials, 0.2, value="AP").axes[0]
+    texts = cell_texts(ax)
+    assert texts[(0, 0)] == "–"  # NaN AP
+    assert texts[(0, 1)] == "0.100" and texts[(2, 2)] == "0.800"
+    assert outlined_cells(ax) == [(2, 2)]
     decode(accuracy_heatmap(trials, 0.2, value="AP"))
 
 
@@ -71,11 +110,27 @@ def test_heatmap_grid_is_wider_than_one_panel(trials):
     assert grid.shape[1] > one.shape[1]
 
 
+def test_heatmap_grid_has_a_panel_per_confidence_on_one_colour_scale(trials):
+    fig = heatmap_grid_figure(trials, [0.2, 0.4, 0.6, 0.8])
+    panels = [ax for ax in fig.axes if ax.get_visible() and ax.get_title().startswith("confidence")]
+    assert [ax.get_title() for ax in panels] == [f"confidence {c:g}" for c in (0.2, 0.4, 0.6, 0.8)]
+    assert {ax.images[0].get_clim() for ax in panels} == {(0.0, 1.0)}
+    assert cell_texts(panels[3])[(0, 0)] == "0.420"  # 0.5 - 0.1 × 0.8
+
+
 def test_confusion_matrices_take_metrics_or_arrays():
     truth = np.array([True, False, True, False])
     scores = np.array([0.9, 0.5, 0.3, 0.1])
     panels = {c: presence_metrics(truth, scores, c) for c in (0.2, 0.4)}
     panels[0.8] = np.array([[2, 0], [1, 1]])
+    fig = confusion_matrices_figure(panels, "face")
+    axes = [ax for ax in fig.axes if ax.texts]
+    # at 0.2 every score but 0.1 is "present": TN 1, FP 1, FN 0, TP 2
+    assert cell_texts(axes[0]) == {(0, 0): "1\n25%", (0, 1): "1\n25%", (1, 0): "0\n0%", (1, 1): "2\n50%"}
+    assert axes[0].get_title() == "conf 0.2: acc 0.750"
+    assert cell_texts(axes[1])[(1, 1)] == "1\n25%"  # at 0.4 only 0.9 is present
+    assert axes[2].get_title() == "conf 0.8: acc 0.750"
+    assert ticks(axes[0].get_xticklabels()) == ["absent", "present"] and axes[0].get_ylabel() == "truth"
     decode(confusion_matrices(panels, "face"))
 
 
@@ -84,10 +139,16 @@ def test_confusion_matrices_reject_other_shapes():
         confusion_matrices({0.5: np.zeros((3, 3))}, "face")
 
 
-def test_threshold_curve_is_a_png():
+def test_threshold_curve_plots_the_sweep_and_marks_the_chosen_threshold():
     truth = np.array([True, True, False, False, True, False])
     scores = np.array([0.9, 0.4, 0.6, 0.0, 0.7, 0.2])
     sweep = sweep_thresholds(truth, scores, np.round(np.arange(0.2, 1.0, 0.01), 2))
+    ax = threshold_curve_figure(sweep, 0.5, "face").axes[0]
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    for metric in ("accuracy", "precision", "recall", "f1"):
+        np.testing.assert_allclose(lines[metric].get_ydata(), sweep[metric].to_numpy())
+        np.testing.assert_allclose(lines[metric].get_xdata(), sweep["threshold"].to_numpy())
+    assert list(lines["chosen 0.50"].get_xdata()) == [0.5, 0.5]
     decode(threshold_curve(sweep, 0.5, "face"))
 
 
@@ -143,3 +204,26 @@ def test_markdown_image_embeds_png_as_base64():
 
 def test_markdown_image_keeps_brackets_out_of_alt_text():
     assert markdown_image(b"\x89PNG", "a [b]\nc").startswith("![a (b) c](")
+
+
+def _outlined_cells(trials: pd.DataFrame, confidence: float, marked) -> list[tuple[int, int]]:
+    """(row, column) of every cell the heat map outlines, read back from the drawn rectangles."""
+    from matplotlib.figure import Figure
+
+    from creative_assets.reporting.plots import _draw_heatmap, _grid_pivot
+
+    ax = Figure().add_subplot()
+    _draw_heatmap(ax, _grid_pivot(trials, confidence, "accuracy"), "t", 0.0, 1.0, marked)
+    return [(round(p.get_y() + 0.5), round(p.get_x() + 0.5)) for p in ax.patches]
+
+
+def test_the_heat_map_outlines_the_chosen_cell_not_the_panels_own_best(trials):
+    # accuracy grows with the trial index, so each panel's best cell is MAX_ITER 1000 × 1024 (row 2, column 2)
+    assert _outlined_cells(trials, 0.4, None) == [(2, 2)]
+    # the trial chosen on the mean over confidences (with its tie rules) is outlined wherever it sits
+    assert _outlined_cells(trials, 0.4, (500, 256)) == [(1, 0)]
+
+
+def test_a_marked_cell_outside_the_grid_is_an_error(trials):
+    with pytest.raises(ValueError, match="not in the grid"):
+        heatmap_grid(trials, [0.4], marked=(700, 256))

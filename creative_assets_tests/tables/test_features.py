@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import duckdb
 import numpy as np
 import pandas as pd
 import pytest
 
 from creative_assets.tables.features import creative_features
 from creative_assets.tables.schemas import DETECTIONS, FEATURE_COLUMNS, check_schema, feature_schema
+from creative_assets.tables.warehouse import write_part
 
 BRAND = "acme"
 OBJECTS = ["logo", "product"]
@@ -151,3 +155,93 @@ def test_features_from_an_empty_detections_table_keep_every_creative() -> None:
     empty = creative_features(manifest(), DETECTIONS.empty(), frames(), OBJECTS)
     assert len(empty) == 4 and not empty["logo_present"].any()
     assert check_schema(empty, feature_schema(OBJECTS)) == []
+
+
+def test_features_from_the_warehouse_folder_equal_those_from_the_table(tmp_path: Path) -> None:
+    folder = tmp_path / "warehouse" / "detections" / f"brand={BRAND}"
+    table = detections()
+    for i, start in enumerate(range(0, len(table), 3)):  # several parts, a video's frames split across them
+        write_part(folder / f"part-{i:05d}.parquet", table.iloc[start : start + 3])
+
+    from_folder = creative_features(manifest(), folder, frames(), OBJECTS, batch_rows=2)
+
+    pd.testing.assert_frame_equal(from_folder, creative_features(manifest(), table, frames(), OBJECTS))
+
+
+def test_an_empty_warehouse_folder_gives_zero_features(tmp_path: Path) -> None:
+    folder = tmp_path / "warehouse" / "detections" / f"brand={BRAND}"
+    folder.mkdir(parents=True)
+
+    empty = creative_features(manifest(), folder, frames(), OBJECTS)
+
+    pd.testing.assert_frame_equal(empty, creative_features(manifest(), DETECTIONS.empty(), frames(), OBJECTS))
+
+
+def _random_detections(rng: np.random.Generator, rows: int) -> pd.DataFrame:
+    """Detections of every object over the manifest's creatives, stills without frames, videos on 6 frames."""
+    picks = []
+    for _ in range(rows):
+        creative_id = ["img/a.png", "img/b.png", "vid/v.mp4"][rng.integers(3)]
+        second = float(rng.integers(6)) if creative_id.startswith("vid") else None
+        score = float(rng.uniform(0.2, 1.0))
+        picks.append(
+            det(
+                creative_id,
+                ["logo", "product", "face"][rng.integers(3)],
+                score,
+                float(rng.uniform()),
+                score > 0.6,
+                second,
+            )
+        )
+    return DETECTIONS.conform(pd.DataFrame(picks))
+
+
+ORACLE_SQL = """
+SELECT creative_id, object,
+       coalesce(max(n), 0) AS count, coalesce(max(score), 0.0) AS max_score,
+       coalesce(max(area), 0.0) AS max_area_frac, count(DISTINCT found_frame) AS frames_with, min(first_s) AS first
+FROM (
+  SELECT creative_id, object, frame_index, max(score) AS score,
+         sum(CASE WHEN above_threshold THEN 1 END) AS n,
+         max(CASE WHEN above_threshold THEN box_area_frac END) AS area,
+         max(CASE WHEN above_threshold THEN frame_index END) AS found_frame,
+         min(CASE WHEN above_threshold THEN timestamp_s END) AS first_s
+  FROM dets GROUP BY creative_id, object, frame_index
+) GROUP BY creative_id, object
+"""
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_features_equal_duckdbs_aggregation_of_random_detections(seed: int) -> None:
+    dets = _random_detections(np.random.default_rng(seed), 120)
+    features = creative_features(manifest(), dets, frames(), OBJECTS, batch_rows=7).set_index("creative_id")
+    oracle = _connection(dets).sql(ORACLE_SQL).df()
+
+    for row in oracle.itertuples():
+        if row.object not in OBJECTS:
+            continue
+        got = features.loc[row.creative_id]
+        o = row.object
+        assert got[f"{o}_count"] == row.count
+        assert got[f"{o}_max_score"] == pytest.approx(row.max_score)
+        assert got[f"{o}_max_area_frac"] == pytest.approx(row.max_area_frac)
+        if row.creative_id == "vid/v.mp4":
+            assert got[f"{o}_frame_share"] == pytest.approx(row.frames_with / 6)
+            assert (pd.isna(got[f"{o}_first_seen_s"]) and pd.isna(row.first)) or got[
+                f"{o}_first_seen_s"
+            ] == row.first
+    seen = {(r.creative_id, r.object) for r in oracle.itertuples()}
+    for creative_id in features.index:
+        for o in OBJECTS:
+            if (creative_id, o) not in seen:
+                assert (
+                    features.loc[creative_id, f"{o}_count"] == 0
+                    and features.loc[creative_id, f"{o}_max_score"] == 0
+                )
+
+
+def _connection(dets: pd.DataFrame) -> duckdb.DuckDBPyConnection:
+    connection = duckdb.connect()
+    connection.register("dets", dets.astype({"frame_index": "float64", "timestamp_s": "float64"}))
+    return connection

@@ -34,7 +34,6 @@ detectron2 is not on the package index; this package is imported only where `imp
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
 from detectron2.data import build_detection_test_loader
@@ -42,12 +41,13 @@ from detectron2.evaluation import inference_on_dataset
 from detectron2.modeling import build_model
 
 from creative_assets.detection.architectures import WeightsUnavailableError, load_initial_weights
-from creative_assets.detection.backend import CocoSplit, ProgressFn, TrainResult, TrialParams
+from creative_assets.detection.backend import CocoSplit, DetectorBackend, TrainJob, TrainResult
 from creative_assets.detection.checkpoint import (
     CheckpointError,
     checkpoint_meta,
     read_checkpoint,
     read_initial_weights,
+    training_meta,
 )
 from creative_assets.detection.detectron2_backend.config import (
     ARCHITECTURE_CONFIGS,
@@ -68,7 +68,6 @@ from creative_assets.detection.detectron2_backend.engine import (
 )
 from creative_assets.detection.detectron2_backend.predictor import Detectron2Detector, default_predictor_loop
 from creative_assets.detection.runtime import resolve_device, seed_everything, training_loader_workers
-from creative_assets.settings import TrainSettings
 
 __all__ = [
     "ARCHITECTURE_CONFIGS", "ARCHITECTURE_OVERRIDES", "CHECKPOINT_FORMAT", "CheckpointError",
@@ -78,7 +77,7 @@ __all__ = [
 ]  # fmt: skip
 
 
-class Detectron2Backend:
+class Detectron2Backend(DetectorBackend):
     """Trains and loads detectron2 Faster R-CNN detectors (see module docstring)."""
 
     name = "detectron2"
@@ -89,21 +88,11 @@ class Detectron2Backend:
         self.device = device
         self.loader_workers = loader_workers
 
-    def train(
-        self,
-        train: CocoSplit,
-        classes: list[str],
-        params: TrialParams,
-        settings: TrainSettings,
-        out_dir: Path,
-        snapshot_iters: Sequence[int] = (),
-        progress: ProgressFn | None = None,
-    ) -> TrainResult:
-        """Train to `params.max_iter`, saving `model_<iter>.pth` at each of `snapshot_iters` and at the end."""
-        if not classes:
-            raise ValueError("at least one class is needed to train a detector")
-        out_dir = Path(out_dir)
-        device = resolve_device(self.device if self.device not in (None, "auto") else settings.device)
+    def fit(self, job: TrainJob) -> TrainResult:
+        """Train to `params.max_iter` with detectron2's trainer (see `DetectorBackend.train`)."""
+        train, classes, params, settings = job.split, job.classes, job.params, job.settings
+        device, out_dir, progress = job.device, job.out_dir, job.progress
+        snaps = list(job.snapshots)
         cfg = build_config(
             settings, classes, params, out_dir, device, training_loader_workers(device, self.loader_workers)
         )
@@ -124,7 +113,6 @@ class Detectron2Backend:
         out_dir.mkdir(parents=True, exist_ok=True)
         cfg.freeze()
 
-        snaps = sorted({int(k) for k in snapshot_iters if 0 < int(k) < params.max_iter} | {params.max_iter})
         seed_everything(settings.seed)
         trainer = trainer_for(settings)(cfg)
         trainer.resume_or_load(resume=False)  # loads MODEL.WEIGHTS (coco / imagenet / .pkl), if any
@@ -132,16 +120,8 @@ class Detectron2Backend:
         if local is not None:
             counts = load_initial_weights(trainer.model, local["state_dict"])
             note = f"{settings.weights} ({counts['loaded']} tensors loaded, {counts['skipped']} initialised)"
-        meta = {
-            "format": CHECKPOINT_FORMAT,
-            "backend": self.name,
-            "architecture": settings.architecture,
-            "classes": list(classes),
-            "train_settings": settings.model_dump(mode="json"),
-            "weights": note,
-            "device": device,
-            "cfg": cfg.dump(),
-        }
+        meta = training_meta(CHECKPOINT_FORMAT, self.name, settings, classes, note, device)
+        meta["cfg"] = cfg.dump()
         hook = SnapshotHook(snaps, out_dir, meta, params.batch_size_per_image, progress)
         trainer.register_hooks([hook])
         trainer.train()

@@ -1,0 +1,141 @@
+"""Running the models on decoded images and collecting their detections as the rows of one batch."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from creative_assets.detection.backend import Detector, Predictions
+from creative_assets.detection.batches import ModelDescriptor
+from creative_assets.detection.image_loader import DecodedImage
+from creative_assets.detection.tiling import TiledDetector
+from creative_assets.tables.schemas import DETECTIONS
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """One object's chosen model, ready to run: its detector and per-class score thresholds."""
+
+    object_name: str
+    model_id: str
+    detector: Detector
+    thresholds: dict[str, float]
+
+    def describe(self) -> ModelDescriptor:
+        """This model as plain data."""
+        inference = self.detector.inference if isinstance(self.detector, TiledDetector) else {}
+        return ModelDescriptor(
+            self.object_name,
+            self.model_id,
+            self.detector.backend,
+            tuple(self.detector.classes),
+            self.thresholds,
+            inference,
+        )
+
+
+class BatchRows:
+    """Detections of one batch, kept as column arrays until the batch is committed."""
+
+    def __init__(self, models: Sequence[LoadedModel], score_floor: float) -> None:
+        self.models = models
+        self.score_floor = score_floor
+        self.n_classes = [len(m.detector.classes) for m in models]
+        offsets = np.cumsum([0, *self.n_classes])
+        self.offsets = offsets[:-1]
+        self.classes = np.array([c for m in models for c in m.detector.classes], dtype=object)
+        self.thresholds = np.array([float(m.thresholds[c]) for m in models for c in m.detector.classes])
+        self.positions: list[np.ndarray] = []
+        self.model_index: list[np.ndarray] = []
+        self.labels: list[np.ndarray] = []
+        self.scores: list[np.ndarray] = []
+        self.boxes: list[np.ndarray] = []
+        self.area: list[np.ndarray] = []
+
+    def add(self, image: DecodedImage, model_index: int, pred: Predictions) -> None:
+        scores = np.asarray(pred.scores, dtype=np.float64).reshape(-1)
+        keep = scores >= self.score_floor
+        if not keep.any():
+            return
+        boxes = np.asarray(pred.boxes, dtype=np.float64).reshape(-1, 4)[keep]
+        if image.scale_x != 1.0 or image.scale_y != 1.0:
+            # decoded reduced (over the pixel budget): report boxes in full-size pixels
+            boxes = boxes * np.array([image.scale_x, image.scale_y, image.scale_x, image.scale_y])
+        labels = np.asarray(pred.labels, dtype=np.int64).reshape(-1)[keep]
+        if labels.min() < 0 or labels.max() >= self.n_classes[model_index]:
+            model = self.models[model_index]
+            raise ValueError(
+                f"model {model.object_name}/{model.model_id} returned label {int(labels.max())} "
+                f"outside its {self.n_classes[model_index]} classes"
+            )
+        height, width = image.image.shape[:2]  # type: ignore[union-attr]
+        height, width = height * image.scale_y, width * image.scale_x  # full-size, like the boxes
+        box_area = np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0, None)
+        k = len(labels)
+        self.positions.append(np.full(k, image.position, dtype=np.int64))
+        self.model_index.append(np.full(k, model_index, dtype=np.int64))
+        self.labels.append(labels)
+        self.scores.append(scores[keep])
+        self.boxes.append(boxes)
+        self.area.append(box_area / float(width * height))
+
+    def frame(self, items: pd.DataFrame, batch_key: str) -> pd.DataFrame:
+        if not self.positions:
+            return DETECTIONS.empty()
+        positions = np.concatenate(self.positions)
+        model_index = np.concatenate(self.model_index)
+        flat = self.offsets[model_index] + np.concatenate(self.labels)
+        scores = np.concatenate(self.scores)
+        boxes = np.concatenate(self.boxes)
+        meta = items.iloc[positions].reset_index(drop=True)
+        thresholds = self.thresholds[flat]
+        df = pd.DataFrame(
+            {
+                "brand": meta["brand"],
+                "creative_id": meta["creative_id"],
+                "media_type": meta["media_type"],
+                "frame_index": meta["frame_index"],
+                "timestamp_s": meta["timestamp_s"],
+                "object": np.array([m.object_name for m in self.models], dtype=object)[model_index],
+                "class_name": self.classes[flat],
+                "score": scores,
+                "x_min": boxes[:, 0],
+                "y_min": boxes[:, 1],
+                "x_max": boxes[:, 2],
+                "y_max": boxes[:, 3],
+                "box_area_frac": np.concatenate(self.area),
+                "above_threshold": scores >= thresholds,
+                "threshold": thresholds,
+                "model_id": np.array([m.model_id for m in self.models], dtype=object)[model_index],
+                "backend": np.array([m.detector.backend for m in self.models], dtype=object)[model_index],
+                "batch": batch_key,
+            }
+        )
+        return DETECTIONS.conform(df)
+
+
+def detect_chunk(
+    chunk: list[DecodedImage],
+    models: Sequence[LoadedModel],
+    score_floor: float,
+    rows: BatchRows,
+    failed: list[DecodedImage],
+) -> None:
+    """Every model's predictions on one decoded chunk of images, added to `rows`."""
+    good = [d for d in chunk if d.image is not None]
+    failed.extend(d for d in chunk if d.image is None)
+    if not good:
+        return
+    images = [d.image for d in good]
+    for index, model in enumerate(models):
+        predictions = model.detector.predict(images, score_floor=score_floor)
+        if len(predictions) != len(images):
+            raise RuntimeError(
+                f"model {model.object_name}/{model.model_id} returned {len(predictions)} results "
+                f"for {len(images)} images"
+            )
+        for decoded, pred in zip(good, predictions, strict=True):
+            rows.add(decoded, index, pred)
