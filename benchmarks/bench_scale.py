@@ -15,7 +15,8 @@ profile, over one generated brand of small JPEG stills (no videos, so there is n
 detections run once, in the last tree, and both trees' features read that table. The summary fits
 seconds = a + b·creatives per stage and extrapolates to `--extrapolate` creatives.
 
-Run: `nice python benchmarks/bench_scale.py [--counts 1000 5000 20000 --trees main . --out scale.json]`.
+Run: `nice python benchmarks/bench_scale.py [--counts 1000 5000 20000 --trees main . --out scale.json]`;
+`--keep DIR --stages features` re-measures one stage on the data roots (and detections) a kept run left.
 """
 
 from __future__ import annotations
@@ -82,7 +83,12 @@ elif stage == "materialize_manifest":
 elif stage in ("detections", "detections_again"):
     import torch
     from creative_assets.detection.architectures import build_model
-    from creative_assets.detection.batch_detect import LoadedModel, run_detection, work_items
+    from creative_assets.detection.batch_detect import run_detection
+    try:  # batch_detect was split by concept; older revisions define everything in it
+        from creative_assets.detection.batch_rows import LoadedModel
+        from creative_assets.detection.batches import work_items
+    except ImportError:
+        from creative_assets.detection.batch_detect import LoadedModel, work_items
     from creative_assets.detection.torchvision_backend import TorchvisionDetector
     torch.set_num_threads(1)
     torch.manual_seed(0)
@@ -163,47 +169,62 @@ def fit(counts: list[int], seconds: list[float], at: int) -> tuple[float, float,
     return float(intercept), float(slope * 1000), float(intercept + slope * at)
 
 
+STAGES = ("manifest", "manifest_again", "materialize_manifest", "detections", "detections_again", "features")
+
+
+def stage_plan(trees: list[str], stages: list[str]) -> list[tuple[str, str, str]]:
+    """(tree, stage, label) in running order. A Dagster run's first materialisation (with this tree's code) is
+    not the no-change one, so it is labelled apart and left out of the summary; detections run in the last
+    tree only."""
+    plan = []
+    for name in trees:
+        plan += [(name, s, s) for s in ("manifest", "manifest_again") if s in stages]
+        if "materialize_manifest" in stages:
+            plan += [
+                (name, "materialize_manifest", "materialize_manifest (first)"),
+                (name, "materialize_manifest", "materialize_manifest"),
+            ]
+    plan += [(trees[-1], s, s) for s in ("detections", "detections_again") if s in stages]
+    plan += [(name, "features", "features") for name in trees if "features" in stages]
+    return plan
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--counts", type=int, nargs="+", default=[1000, 5000, 20000])
     parser.add_argument(
         "--trees", nargs="+", default=["main", "."], help="git revisions, or . for the work tree"
     )
+    parser.add_argument("--stages", nargs="+", choices=STAGES, default=list(STAGES))
     parser.add_argument("--extrapolate", type=int, default=50_000)
-    parser.add_argument("--skip-materialize", action="store_true", help="leave out the Dagster run")
+    parser.add_argument(
+        "--keep", type=Path, default=None, help="keep data roots here (a later run with --stages reuses them)"
+    )
     parser.add_argument("--out", type=Path, default=None, help="also write the results as JSON here")
+    parser.add_argument(
+        "--merge",
+        type=Path,
+        nargs="*",
+        default=[],
+        help="earlier runs' --out files to summarise with this one",
+    )
     args = parser.parse_args()
     results: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="bench_scale_") as tmp:
-        tmp_path = Path(tmp)
-        trees = {t: export_tree(t, tmp_path / "trees") for t in args.trees}
+        base = args.keep or Path(tmp)
+        trees = {t: export_tree(t, Path(tmp) / "trees") for t in args.trees}
         for count in args.counts:
-            data = tmp_path / f"data{count}"
-            started = time.perf_counter()
-            make_stills(data, count)
-            print(f"\n{count} stills generated in {time.perf_counter() - started:.0f} s", flush=True)
-            # (tree, stage, label): a Dagster run's first materialisation (of this tree's code) is not the
-            # no-change one, so it is labelled apart and left out of the summary.
-            plan = []
-            for name in args.trees:
-                plan += [(name, "manifest", "manifest"), (name, "manifest_again", "manifest_again")]
-                if not args.skip_materialize:
-                    plan += [
-                        (name, "materialize_manifest", "materialize_manifest (first)"),
-                        (name, "materialize_manifest", "materialize_manifest"),
-                    ]
-            last = args.trees[-1]
-            plan += [(last, "detections", "detections"), (last, "detections_again", "detections_again")]
-            plan += [(name, "features", "features") for name in args.trees]
-            for name, stage, label in plan:
-                work = tmp_path / f"work{count}_{name.replace('/', '_')}"
+            data = base / f"data{count}"
+            if not (data / "raw").exists():
+                started = time.perf_counter()
+                make_stills(data, count)
+                print(f"\n{count} stills generated in {time.perf_counter() - started:.0f} s", flush=True)
+            for name, stage, label in stage_plan(args.trees, args.stages):
+                work = base / f"work{count}_{name.replace('/', '_')}"
                 work.mkdir(exist_ok=True)
-                if (
-                    stage in ("detections", "detections_again", "features")
-                    and not (work / "manifest.parquet").exists()
-                ):
-                    # detections and features read the manifest the last tree's scan wrote
-                    last = tmp_path / f"work{count}_{args.trees[-1].replace('/', '_')}"
+                if stage != "manifest" and not (work / "manifest.parquet").exists():
+                    # later stages read the manifest the last tree's scan wrote
+                    last = base / f"work{count}_{args.trees[-1].replace('/', '_')}"
                     (work / "manifest.parquet").write_bytes((last / "manifest.parquet").read_bytes())
                 r = run_stage(trees[name], stage, data, work)
                 r.update(tree=name, creatives=count, stage=label)
@@ -213,9 +234,11 @@ def main() -> None:
                     f"{r['process_s']:8.2f} s process  peak RSS {r['peak_rss_mb']:7.0f} MB  rows {r['rows']}",
                     flush=True,
                 )
-    summarise(results, args.counts, args.extrapolate)
     if args.out is not None:
         args.out.write_text(json.dumps(results, indent=1))
+    for earlier in args.merge:
+        results += json.loads(earlier.read_text())
+    summarise(results, sorted({r["creatives"] for r in results}), args.extrapolate)
 
 
 def summarise(results: list[dict], counts: list[int], at: int) -> None:
@@ -223,11 +246,14 @@ def summarise(results: list[dict], counts: list[int], at: int) -> None:
     if len(counts) < 2:
         return
     print(f"\nstage costs (process wall s for the Dagster run, stage s otherwise); fit s = a + b·n; at {at}:")
-    keys = sorted({(r["tree"], r["stage"]) for r in results if "(first)" not in r["stage"]})
+    latest: dict[tuple[str, str, int], dict] = {}
+    for r in results:  # this run's results come first and win over merged ones
+        latest.setdefault((r["tree"], r["stage"], r["creatives"]), r)
+    keys = sorted({(tree, stage) for tree, stage, _ in latest if "(first)" not in stage})
     for tree, stage in keys:
-        rows = sorted(
-            (r for r in results if (r["tree"], r["stage"]) == (tree, stage)), key=lambda r: r["creatives"]
-        )
+        rows = sorted((r for k, r in latest.items() if k[:2] == (tree, stage)), key=lambda r: r["creatives"])
+        if len(rows) < 2:
+            continue
         measure = "process_s" if stage.startswith("materialize") else "seconds"
         seconds = [r[measure] for r in rows]
         ns = [r["creatives"] for r in rows]

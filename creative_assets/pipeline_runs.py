@@ -110,6 +110,10 @@ def summary_table(cfg: Settings, brands: Sequence[str]) -> pd.DataFrame:
                         f"valid_acc@{first}": float(trial[f"accuracy_{first}"]),
                         "always_absent": float(chosen["always_absent_accuracy"]),
                         "haar": chosen["haar_accuracy"],
+                        "test_acc": float(chosen["test_accuracy"]),
+                        "test_always_absent": float(chosen["test_always_absent_accuracy"]),
+                        "beats_baseline": "yes" if bool(chosen["beats_baseline"]) else "NO",
+                        "verdict": str(chosen["baseline_verdict"]),
                     }
                 )
                 th_dir = root.warehouse("optimal_thresholds", brand, obj)
@@ -128,6 +132,14 @@ def summary_table(cfg: Settings, brands: Sequence[str]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def baseline_warnings(table: pd.DataFrame) -> list[str]:
+    """One sentence per chosen model that does not beat "always absent" on the held-out test split."""
+    if "beats_baseline" not in table.columns:
+        return []
+    failing = table[table["beats_baseline"] == "NO"]
+    return [f"\n{r.brand}|{r.object}: the chosen model {r.verdict}" for r in failing.itertuples()]
+
+
 def print_summary(cfg: Settings, brands: Sequence[str]) -> None:
     """Print the summary table and where the Parquet tables are."""
     root = DataRoot(cfg.data_root)
@@ -135,7 +147,10 @@ def print_summary(cfg: Settings, brands: Sequence[str]) -> None:
     with pd.option_context(
         "display.max_columns", 30, "display.width", 200, "display.float_format", "{:.3f}".format
     ):
-        print(table.to_string(index=False) if len(table) else "(no models)")
+        shown = table.drop(columns="verdict", errors="ignore")
+        print(shown.to_string(index=False) if len(table) else "(no models)")
+    for line in baseline_warnings(table):
+        print(line)
     print("\nParquet tables (Hive-partitioned by brand):")
     for asset in ("creative_manifest", "video_frames", "detections", "creative_features", "mmm_features",
                   "mmm_panel", "mmm_unmatched_creatives", "grid_search", "chosen_model", "optimal_thresholds"):  # fmt: skip

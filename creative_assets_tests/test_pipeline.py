@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from creative_assets.layout import DataRoot
+from creative_assets.pipeline_runs import print_summary
 from creative_assets.tables.warehouse import read_table
 
 
@@ -86,6 +87,24 @@ def test_chosen_model_is_published_with_lineage(root: DataRoot):
         config["dataset_fingerprint"]
         == read_table(root.warehouse("coco_datasets", "acme", "branding"))["fingerprint"].iloc[0]
     )
+
+
+def test_detections_repeat_the_chosen_models_baseline_verdict_and_the_summary_says_it(
+    smoke_pipeline, root: DataRoot, capsys
+):
+    chosen = pd.concat(
+        [read_table(root.warehouse("chosen_model", "acme", o)) for o in smoke_pipeline.settings.object_names]
+    )
+    detections = read_table(root.warehouse("detections", "acme"))
+    flags = detections.groupby(["object", "model_id"])["model_beats_baseline"].unique()
+    assert {k: list(v) for k, v in flags.items()} == {
+        (r.object, r.model_id): [bool(r.beats_baseline)] for r in chosen.itertuples()
+    }
+    print_summary(smoke_pipeline.settings, ["acme"])
+    printed = capsys.readouterr().out
+    for r in chosen.itertuples():
+        said = f"acme|{r.object}: the chosen model does NOT beat the 'always absent' baseline"
+        assert (said in printed) == (not r.beats_baseline)
 
 
 def test_thresholds_lie_in_the_swept_range(root: DataRoot):

@@ -6,6 +6,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
+from creative_assets.assets.declare import table_assets
 from creative_assets.assets.metadata import error_metadata, preview, table_version, write_errors
 from creative_assets.detection.box_stats import box_statistics, read_label_boxes
 from creative_assets.labels.coco_splits import (
@@ -14,6 +15,7 @@ from creative_assets.labels.coco_splits import (
     build_coco_datasets,
     dataset_table,
 )
+from creative_assets.labels.legacy_coco_files import remove_legacy_coco_files
 from creative_assets.labels.pooling import join_label_rows, object_labels
 from creative_assets.labels.resolve import build_label_set
 from creative_assets.layout import DataRoot, PathEscapeError
@@ -21,18 +23,15 @@ from creative_assets.media.decode import ImageDecodeError, decode_file
 from creative_assets.partitions import brand_object_partitions, brand_partitions, split_partition_key
 from creative_assets.reporting.plots import image_grid, markdown_image
 from creative_assets.resources.settings_resource import SettingsResource
-from creative_assets.version import ASSET_CODE_VERSIONS
 
 OWNERS = ["team:data-engineering"]
+asset = table_assets("datasets", OWNERS, {"coco", "parquet"})
 
 
-@dg.asset(
-    partitions_def=brand_partitions,
-    group_name="datasets",
+@asset(
+    "labels",
+    brand_partitions,
     kinds={"python", "parquet"},
-    owners=OWNERS,
-    code_version=ASSET_CODE_VERSIONS["labels"],
-    io_manager_key="warehouse_io_manager",
     deps=["raw_labels"],
     check_specs=[
         dg.AssetCheckSpec("labels_valid", asset="labels", description="every label record imported")
@@ -99,13 +98,9 @@ def _sample_grid(root: DataRoot, json_path: str, limit: int = 8) -> str | None:
     return markdown_image(image_grid(images, captions, ncols=4), "training samples")
 
 
-@dg.asset(
-    partitions_def=brand_object_partitions,
-    group_name="datasets",
-    kinds={"coco", "parquet"},
-    owners=OWNERS,
-    code_version=ASSET_CODE_VERSIONS["coco_datasets"],
-    io_manager_key="warehouse_io_manager",
+@asset(
+    "coco_datasets",
+    brand_object_partitions,
     ins={
         "labels": dg.AssetIn(
             partition_mapping=dg.AllPartitionMapping(),
@@ -127,6 +122,12 @@ def coco_datasets(context: dg.AssetExecutionContext, settings: SettingsResource,
     images, annotations = object_labels(labels, brand, spec.pooled, spec.categories)
     positives = annotations["image_path"].nunique()
     out_dir = root.datasets(brand, object_name)
+    legacy = remove_legacy_coco_files(root, brand, object_name)
+    if legacy:
+        context.log.info(
+            f"{brand}|{object_name}: removed {len(legacy)} COCO file(s) of the old layout under warehouse/ "
+            f"(they now live in datasets/{brand}/{object_name}/)"
+        )
     base_meta = {
         "object": object_name,
         "categories": ", ".join(spec.categories),
@@ -134,6 +135,8 @@ def coco_datasets(context: dg.AssetExecutionContext, settings: SettingsResource,
         "labelled_images": len(images),
         "positive_images": int(positives),
     }
+    if legacy:
+        base_meta["removed_legacy_coco_files"] = dg.MetadataValue.json(legacy)
     if positives == 0 or images["creative_id"].nunique() < 3:
         reason = "no labels" if positives == 0 else "too few labelled creatives to split (need 3)"
         context.log.info(f"{brand}|{object_name}: {reason}; materialising as 'no labels'")

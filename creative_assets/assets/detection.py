@@ -3,6 +3,7 @@
 import dagster as dg
 import pandas as pd
 
+from creative_assets.assets.declare import table_assets
 from creative_assets.assets.metadata import error_metadata, preview
 from creative_assets.assets.progress import stage_progress
 from creative_assets.assets.training import split_of
@@ -29,9 +30,9 @@ from creative_assets.resources.warehouse_io_manager import TableRef
 from creative_assets.settings import Settings, TilingSettings
 from creative_assets.tables.schemas import DETECTION_COLUMNS
 from creative_assets.tables.warehouse import count_true, read_head, read_table
-from creative_assets.version import ASSET_CODE_VERSIONS
 
 OWNERS = ["team:computer-vision"]
+asset = table_assets("detection", OWNERS, {"pytorch", "parquet"})
 THRESHOLD_COLUMNS = [
     "brand", "object", "class_name", "model_id", "threshold",
     "valid_accuracy", "valid_precision", "valid_recall", "valid_f1",
@@ -67,13 +68,9 @@ def _empty_thresholds() -> pd.DataFrame:
     return df
 
 
-@dg.asset(
-    partitions_def=brand_object_partitions,
-    group_name="detection",
-    kinds={"pytorch", "parquet"},
-    owners=OWNERS,
-    code_version=ASSET_CODE_VERSIONS["optimal_thresholds"],
-    io_manager_key="warehouse_io_manager",
+@asset(
+    "optimal_thresholds",
+    brand_object_partitions,
     op_tags={ACCELERATOR_TAG: "1"},
 )
 def optimal_thresholds(
@@ -158,6 +155,7 @@ def loaded_models(cfg: Settings, root: DataRoot, chosen: list[pd.DataFrame], thr
             m.model_id,
             load_detector(cfg, root, m.backend, m.checkpoint, m.object_name),
             m.thresholds,
+            m.beats_baseline,
         )
         for m in brand_models(chosen, thresholds, cfg.thresholds.start)
     ]
@@ -176,6 +174,7 @@ def model_specs(cfg: Settings, chosen: list[pd.DataFrame], thresholds: list[pd.D
             m.thresholds,
             m.classes,
             tiling_of(cfg, m.object_name),
+            m.beats_baseline,
         )
         for m in brand_models(chosen, thresholds, cfg.thresholds.start)
     ]
@@ -207,13 +206,9 @@ def _overlay_samples(root: DataRoot, detections: pd.DataFrame, max_megapixels: f
     return "\n\n".join(parts)
 
 
-@dg.asset(
-    partitions_def=brand_partitions,
-    group_name="detection",
-    kinds={"pytorch", "parquet"},
-    owners=OWNERS,
-    code_version=ASSET_CODE_VERSIONS["detections"],
-    io_manager_key="warehouse_io_manager",
+@asset(
+    "detections",
+    brand_partitions,
     op_tags={ACCELERATOR_TAG: "1"},
     ins={
         "chosen_model": dg.AssetIn(

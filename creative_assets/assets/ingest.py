@@ -3,6 +3,7 @@
 import dagster as dg
 import pandas as pd
 
+from creative_assets.assets.declare import table_assets
 from creative_assets.assets.metadata import error_metadata, preview, table_version, write_errors
 from creative_assets.assets.progress import stage_progress
 from creative_assets.layout import DataRoot
@@ -22,9 +23,9 @@ from creative_assets.partitions import brand_partitions
 from creative_assets.resources.settings_resource import SettingsResource
 from creative_assets.settings import Settings
 from creative_assets.tables.warehouse import read_table, write_part
-from creative_assets.version import ASSET_CODE_VERSIONS
 
 OWNERS = ["team:data-engineering"]
+asset = table_assets("ingest", OWNERS, {"opencv", "parquet"})
 
 
 def _confirmation(cfg: Settings, tags: dict[str, str]) -> str:
@@ -44,13 +45,10 @@ def _committed_manifest(root: DataRoot, brand: str) -> pd.DataFrame | None:
     return read_table(folder)
 
 
-@dg.asset(
-    partitions_def=brand_partitions,
-    group_name="ingest",
+@asset(
+    "creative_manifest",
+    brand_partitions,
     kinds={"python", "parquet"},
-    owners=OWNERS,
-    code_version=ASSET_CODE_VERSIONS["creative_manifest"],
-    io_manager_key="warehouse_io_manager",
     deps=["raw_creatives"],
     check_specs=[
         dg.AssetCheckSpec(
@@ -128,13 +126,9 @@ def creative_manifest(context: dg.AssetExecutionContext, settings: SettingsResou
     )
 
 
-@dg.asset(
-    partitions_def=brand_partitions,
-    group_name="ingest",
-    kinds={"opencv", "parquet"},
-    owners=OWNERS,
-    code_version=ASSET_CODE_VERSIONS["video_frames"],
-    io_manager_key="warehouse_io_manager",
+@asset(
+    "video_frames",
+    brand_partitions,
     check_specs=[
         dg.AssetCheckSpec(
             "frames_for_every_video", asset="video_frames", description="every readable video has frames"

@@ -6,6 +6,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
+from creative_assets.assets.declare import table_assets
 from creative_assets.assets.metadata import preview
 from creative_assets.labels.export import export_task, validate_task
 from creative_assets.labels.queue import LABELLING_QUEUE, brand_images, impression_weights
@@ -17,9 +18,9 @@ from creative_assets.resources.settings_resource import SettingsResource
 from creative_assets.resources.warehouse_io_manager import TableRef
 from creative_assets.tables.mmm import load_impressions
 from creative_assets.tables.warehouse import read_detections
-from creative_assets.version import ASSET_CODE_VERSIONS
 
 OWNERS = ["team:computer-vision"]
+asset = table_assets("labelling", OWNERS, {"pandas", "parquet", "coco"})
 GRID_ITEMS = 8
 _BRAND = dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name="brand")
 
@@ -62,13 +63,9 @@ def _top_items_grid(root: DataRoot, queue: pd.DataFrame, detections: pd.DataFram
     )
 
 
-@dg.asset(
-    partitions_def=brand_object_partitions,
-    group_name="labelling",
-    kinds={"pandas", "parquet", "coco"},
-    owners=OWNERS,
-    code_version=ASSET_CODE_VERSIONS["labelling_queue"],
-    io_manager_key="warehouse_io_manager",
+@asset(
+    "labelling_queue",
+    brand_object_partitions,
     ins={
         "detections": dg.AssetIn(partition_mapping=_BRAND),
         "creative_manifest": dg.AssetIn(partition_mapping=_BRAND),

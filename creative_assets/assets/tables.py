@@ -6,6 +6,7 @@ import dagster as dg
 import pandas as pd
 import pyarrow.parquet as pq
 
+from creative_assets.assets.declare import table_assets, table_out
 from creative_assets.assets.metadata import preview
 from creative_assets.layout import DataRoot
 from creative_assets.partitions import brand_partitions
@@ -16,9 +17,10 @@ from creative_assets.tables.mmm import load_impressions, panel_grid, weekly_pane
 from creative_assets.tables.mmm import mmm_panel as mmm_panel_table
 from creative_assets.tables.schemas import check_schema, feature_schema
 from creative_assets.tables.warehouse import read_table
-from creative_assets.version import ASSET_CODE_VERSIONS
 
 OWNERS = ["team:marketing-science"]
+KINDS = {"pandas", "parquet"}
+asset = table_assets("tables", OWNERS, KINDS)
 
 
 def as_frame(root_dir, value) -> pd.DataFrame:
@@ -28,13 +30,9 @@ def as_frame(root_dir, value) -> pd.DataFrame:
     return value
 
 
-@dg.asset(
-    partitions_def=brand_partitions,
-    group_name="tables",
-    kinds={"pandas", "parquet"},
-    owners=OWNERS,
-    code_version=ASSET_CODE_VERSIONS["creative_features"],
-    io_manager_key="warehouse_io_manager",
+@asset(
+    "creative_features",
+    brand_partitions,
     check_specs=[
         dg.AssetCheckSpec("features_schema", asset="creative_features", description="columns and dtypes"),
         dg.AssetCheckSpec(
@@ -91,13 +89,9 @@ def _brand_impressions(
     return path, impressions, mine
 
 
-@dg.asset(
-    partitions_def=brand_partitions,
-    group_name="tables",
-    kinds={"pandas", "parquet"},
-    owners=OWNERS,
-    code_version=ASSET_CODE_VERSIONS["mmm_features"],
-    io_manager_key="warehouse_io_manager",
+@asset(
+    "mmm_features",
+    brand_partitions,
     deps=["raw_impressions"],
     output_required=False,
 )
@@ -145,22 +139,17 @@ def brand_schemas(folder: Path) -> dict[str, list[tuple[str, str]]]:
     group_name="tables",
     deps=["raw_impressions"],
     outs={
-        "mmm_panel": dg.AssetOut(
-            io_manager_key="warehouse_io_manager",
-            is_required=False,
-            kinds={"pandas", "parquet"},
-            owners=OWNERS,
-            code_version=ASSET_CODE_VERSIONS["mmm_panel"],
-            description="Wide weekly panel for an MMM: one row per week × brand, channel media, object shares.",
-        ),
-        "mmm_unmatched_creatives": dg.AssetOut(
-            io_manager_key="warehouse_io_manager",
-            is_required=False,
-            kinds={"pandas", "parquet"},
-            owners=OWNERS,
-            code_version=ASSET_CODE_VERSIONS["mmm_unmatched_creatives"],
-            description="Creatives with impressions but no creative features: what to fix in the join.",
-        ),
+        name: table_out(name, OWNERS, KINDS, description, is_required=False)
+        for name, description in (
+            (
+                "mmm_panel",
+                "Wide weekly panel for an MMM: one row per week × brand, channel media, object shares.",
+            ),
+            (
+                "mmm_unmatched_creatives",
+                "Creatives with impressions but no creative features: what to fix in the join.",
+            ),
+        )
     },
     check_specs=[
         dg.AssetCheckSpec(

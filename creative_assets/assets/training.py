@@ -5,9 +5,11 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
+from creative_assets.assets.declare import table_assets
 from creative_assets.assets.metadata import preview
 from creative_assets.assets.progress import stage_progress
 from creative_assets.detection.backend import CocoSplit
+from creative_assets.detection.baseline import verdict_on_test_split
 from creative_assets.detection.evaluation import always_absent_accuracy, load_ground_truth
 from creative_assets.detection.grid import choose_best_trial
 from creative_assets.detection.grid_executors import run_grid
@@ -34,9 +36,10 @@ from creative_assets.partitions import brand_object_partitions, split_partition_
 from creative_assets.reporting.plots import confusion_matrices, heatmap_grid, markdown_image
 from creative_assets.resources.model_store import LocalModelStore
 from creative_assets.resources.settings_resource import SettingsResource
-from creative_assets.version import ASSET_CODE_VERSIONS, code_version
+from creative_assets.version import code_version
 
 OWNERS = ["team:computer-vision"]
+asset = table_assets("training", OWNERS, {"pytorch", "parquet"})
 
 
 def split_of(root_dir: Path, datasets: pd.DataFrame, split: str) -> CocoSplit:
@@ -66,13 +69,9 @@ def grid_plots(trials: pd.DataFrame, best: pd.Series, confidences: list[float], 
     }
 
 
-@dg.asset(
-    partitions_def=brand_object_partitions,
-    group_name="training",
-    kinds={"pytorch", "parquet"},
-    owners=OWNERS,
-    code_version=ASSET_CODE_VERSIONS["grid_search"],
-    io_manager_key="warehouse_io_manager",
+@asset(
+    "grid_search",
+    brand_object_partitions,
     op_tags={ACCELERATOR_TAG: "1"},
     check_specs=[
         dg.AssetCheckSpec("grid_complete", asset="grid_search", description="every grid trial has a row")
@@ -172,19 +171,20 @@ def grid_search(context: dg.AssetExecutionContext, settings: SettingsResource, c
     )
 
 
-@dg.asset(
-    partitions_def=brand_object_partitions,
-    group_name="training",
-    kinds={"pytorch", "parquet"},
-    owners=OWNERS,
-    code_version=ASSET_CODE_VERSIONS["chosen_model"],
-    io_manager_key="warehouse_io_manager",
+@asset(
+    "chosen_model",
+    brand_object_partitions,
     check_specs=[
         dg.AssetCheckSpec(
             "beats_always_absent", asset="chosen_model", description="accuracy > 'always absent'"
         ),
         dg.AssetCheckSpec(
             "beats_haar", asset="chosen_model", description="face/smile: accuracy > OpenCV Haar"
+        ),
+        dg.AssetCheckSpec(
+            "beats_always_absent_on_test",
+            asset="chosen_model",
+            description="held-out test accuracy > 'always absent' (else detections carry model_beats_baseline=false)",
         ),
     ],
 )
@@ -205,6 +205,9 @@ def chosen_model(
             check_name="beats_always_absent", passed=True, metadata={"status": NO_MODEL}
         )
         yield dg.AssetCheckResult(check_name="beats_haar", passed=True, metadata={"status": NO_MODEL})
+        yield dg.AssetCheckResult(
+            check_name="beats_always_absent_on_test", passed=True, metadata={"status": NO_MODEL}
+        )
         return
     best = choose_best_trial(grid_search)
     valid = split_of(root.root, coco_datasets, "valid")
@@ -246,7 +249,20 @@ def chosen_model(
                 f"({pruned.freed_bytes / 2**20:.1f} MB); grid.keep_trial_checkpoints keeps them"
             )
     retention["model_folder_mb"] = round(folder_bytes(root.models(brand, object_name)) / 2**20, 1)
-    row = chosen_row(best, lineage, record, absent, haar_acc)
+    # the model as detection runs it (tiled when the object's tiling is on); imported here because the
+    # detection assets import this module
+    from creative_assets.assets.detection import load_detector
+
+    published = load_detector(cfg, root, lineage["backend"], record["checkpoint"], object_name)
+    verdict = verdict_on_test_split(
+        published,
+        split_of(root.root, coco_datasets, "test"),
+        primary / 100,
+        images_per_forward=cfg.detection.images_per_forward,
+    )
+    if not verdict.beats:
+        context.log.warning(f"{brand}|{object_name}: the chosen model {verdict.words()}")
+    row = chosen_row(best, lineage, record, absent, haar_acc, verdict)
     meta = {
         "status": "model",
         "model_id": record["model_id"],
@@ -256,6 +272,10 @@ def chosen_model(
         "best_confidence": primary / 100,
         "valid_accuracy_at_best_confidence": acc,
         "always_absent_accuracy": absent,
+        "beats_baseline": verdict.beats,
+        "baseline_verdict": verdict.words(),
+        "test_accuracy": verdict.test_accuracy,
+        "test_always_absent_accuracy": verdict.always_absent_accuracy,
         "AP": row["AP"],
         "AP50": row["AP50"],
         "lineage": dg.MetadataValue.json(lineage),
@@ -278,5 +298,17 @@ def chosen_model(
             "accuracy": acc,
             "confidence": primary / 100,
             "haar": haar_acc if haar_acc is not None else "n/a (not face/smile)",
+        },
+    )
+    yield dg.AssetCheckResult(
+        check_name="beats_always_absent_on_test",
+        passed=verdict.beats,
+        description=verdict.words(),
+        metadata={
+            "test_accuracy": verdict.test_accuracy,
+            "always_absent": verdict.always_absent_accuracy,
+            "confidence": verdict.confidence,
+            "test_images": verdict.test_images,
+            "verdict": verdict.words(),
         },
     )

@@ -23,6 +23,7 @@ class LoadedModel:
     model_id: str
     detector: Detector
     thresholds: dict[str, float]
+    beats_baseline: bool = True  # chosen_model's test-split verdict; fakes and benchmarks have no baseline
 
     def describe(self) -> ModelDescriptor:
         """This model as plain data."""
@@ -34,6 +35,7 @@ class LoadedModel:
             tuple(self.detector.classes),
             self.thresholds,
             inference,
+            self.beats_baseline,
         )
 
 
@@ -110,6 +112,9 @@ class BatchRows:
                 "above_threshold": scores >= thresholds,
                 "threshold": thresholds,
                 "model_id": np.array([m.model_id for m in self.models], dtype=object)[model_index],
+                "model_beats_baseline": np.array([m.beats_baseline for m in self.models], dtype=bool)[
+                    model_index
+                ],
                 "backend": np.array([m.detector.backend for m in self.models], dtype=object)[model_index],
                 "batch": batch_key,
             }

@@ -28,7 +28,7 @@ from creative_assets.detection.batches import (
 )
 from creative_assets.detection.failure_policy import check_retries
 from creative_assets.settings import validate_brand
-from creative_assets.tables.schemas import DETECTION_ERRORS
+from creative_assets.tables.schemas import DETECTION_ERRORS, DETECTIONS
 from creative_assets.tables.warehouse import count_rows, ensure_schema_part, part_path, read_detection_errors
 
 
@@ -87,6 +87,7 @@ class RunPlan:
         current = set(self.items["creative_id"].astype(str))
         removed, kept = retire_stale_parts(self.out_dir, self.errors_dir, keys, current, self.removed)
         ensure_schema_part(self.errors_dir, DETECTION_ERRORS.arrow_schema())
+        ensure_schema_part(self.out_dir, DETECTIONS.arrow_schema())  # a brand without batches: zero rows
         seconds = time.perf_counter() - started
         return DetectionRun(
             batches=len(self.batches),

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 # Bump when the rows a batch produces change meaning or columns: every batch is then recomputed.
-DETECTION_FORMAT_VERSION = "1"
+DETECTION_FORMAT_VERSION = "2"  # 2: model_beats_baseline
 
 WORK_ITEM_DTYPES = {
     "brand": "string",
@@ -55,6 +55,7 @@ class ModelDescriptor:
     thresholds: Mapping[str, float]
     # how the detector is run beyond its weights (e.g. tiled inference); empty for a plain forward pass
     inference: Mapping[str, Any] = field(default_factory=dict)
+    beats_baseline: bool = True  # chosen_model's test-split verdict; fakes and benchmarks have no baseline
 
 
 @dataclass(frozen=True)
@@ -132,6 +133,7 @@ def model_fingerprint(models: Sequence[ModelDescriptor], score_floor: float) -> 
             "backend": m.backend,
             "classes": list(m.classes),
             "thresholds": {k: float(v) for k, v in m.thresholds.items()},
+            "beats_baseline": bool(m.beats_baseline),
         }
         if m.inference:  # only when set, so plain models keep the batch keys they always had
             described["inference"] = dict(m.inference)

@@ -3,7 +3,10 @@
 One rule, used by every executor: a pair with status "no model" contributes nothing; a model whose
 thresholds were not materialised for its version (another `model_id` in `optimal_thresholds`, or none) runs
 with the lowest swept threshold for every class, so detection never waits on the threshold sweep and keeps
-every detection the sweep could later select.
+every detection the sweep could later select. A model carries `chosen_model`'s verdict against the "always
+absent" baseline on the test split, which its detections repeat in `model_beats_baseline`; a chosen_model
+table written before the verdict existed has none, and detection asks for it to be re-materialised rather
+than guess.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ class PublishedModel:
     classes: tuple[str, ...]
     thresholds: dict[str, float]
     thresholds_swept: bool  # False when the fallback applies
+    beats_baseline: bool  # chosen_model's verdict on the held-out test split
 
 
 def brand_models(
@@ -54,6 +58,17 @@ def brand_models(
                 classes=classes,
                 thresholds=swept if swept is not None else dict.fromkeys(classes, float(fallback)),
                 thresholds_swept=swept is not None,
+                beats_baseline=_beats_baseline(row),
             )
         )
     return models
+
+
+def _beats_baseline(row: pd.Series) -> bool:
+    value = row.get("beats_baseline", pd.NA)
+    if pd.isna(value):
+        raise ValueError(
+            f"chosen_model of {row.get('brand', '?')}|{row['object']} has no baseline verdict (written by an "
+            "older version); re-materialise chosen_model for it (nothing is retrained)"
+        )
+    return bool(value)

@@ -154,7 +154,7 @@ def trial_fingerprint(
     return hashlib.sha256(json.dumps(what, sort_keys=True).encode("utf-8")).hexdigest()
 
 
-def _remap(
+def remap_predictions(
     preds: dict[int, Predictions], detector_classes: Sequence[str], gt: GroundTruth
 ) -> dict[int, Predictions]:
     """Relabel predictions from the detector's class order to the ground truth's."""
@@ -177,7 +177,7 @@ def evaluate_detector(
     """Presence metrics per class × confidence (long rows) and the trial-level summary (AP, AP50, macro
     rates and summed counts per confidence, mean_accuracy) of one detector on `valid`; with `input_size`
     (the test input's short side and long-side cap) also AP and recall by box size there."""
-    preds = _remap(predict_split(detector, valid, images_per_forward, 0.0), detector.classes, gt)
+    preds = remap_predictions(predict_split(detector, valid, images_per_forward, 0.0), detector.classes, gt)
     scores = max_scores(gt, preds)
     long_rows: list[dict[str, Any]] = []
     summary: dict[str, float] = {}

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from creative_assets.detection.baseline import BaselineVerdict
 from creative_assets.detection.box_stats import SIZE_BIN_NAMES, SIZE_BINS_PX
 from creative_assets.layout import DataRoot
 from creative_assets.settings import Settings
@@ -23,9 +24,13 @@ NO_MODEL = "no model"
 CHOSEN_COLUMNS = [
     "brand", "object", "status", "model_id", "checkpoint", "backend", "architecture", "classes", "trial",
     "max_iter", "batch_size_per_image", "base_lr", "mean_accuracy", "AP", "AP50", "always_absent_accuracy",
-    "haar_accuracy", "dataset_fingerprint", "code_version", "profile", "device",
+    "haar_accuracy", "test_accuracy", "test_always_absent_accuracy", "beats_baseline", "baseline_verdict",
+    "dataset_fingerprint", "code_version", "profile", "device",
 ]  # fmt: skip
-_CHOSEN_FLOATS = ["base_lr", "mean_accuracy", "AP", "AP50", "always_absent_accuracy", "haar_accuracy"]
+_CHOSEN_FLOATS = [
+    "base_lr", "mean_accuracy", "AP", "AP50", "always_absent_accuracy", "haar_accuracy", "test_accuracy",
+    "test_always_absent_accuracy",
+]  # fmt: skip
 _CHOSEN_INTS = ["max_iter", "batch_size_per_image"]
 
 
@@ -136,8 +141,10 @@ def chosen_row(
     published: Mapping[str, Any],
     always_absent: float,
     haar: float | None,
+    verdict: BaselineVerdict,
 ) -> dict[str, Any]:
-    """The chosen_model row of a published model (`published`: the model store's record)."""
+    """The chosen_model row of a published model (`published`: the model store's record) with its verdict
+    against "always absent" on the held-out test split."""
     return {
         "brand": lineage["brand"],
         "object": lineage["object"],
@@ -156,6 +163,10 @@ def chosen_row(
         "AP50": float(best["AP50"]),
         "always_absent_accuracy": always_absent,
         "haar_accuracy": haar,
+        "test_accuracy": verdict.test_accuracy,
+        "test_always_absent_accuracy": verdict.always_absent_accuracy,
+        "beats_baseline": verdict.beats,
+        "baseline_verdict": verdict.words(),
         "dataset_fingerprint": lineage["dataset_fingerprint"],
         "code_version": lineage["code_version"],
         "profile": lineage["profile"],
@@ -167,7 +178,9 @@ def chosen_frame(rows: list[dict]) -> pd.DataFrame:
     """A chosen_model table with stable dtypes."""
     df = pd.DataFrame(rows, columns=CHOSEN_COLUMNS)
     for c in CHOSEN_COLUMNS:
-        if c in _CHOSEN_FLOATS:
+        if c == "beats_baseline":
+            df[c] = df[c].astype("boolean")  # <NA> for "no model"
+        elif c in _CHOSEN_FLOATS:
             df[c] = pd.to_numeric(df[c], errors="coerce").astype("float64")
         elif c in _CHOSEN_INTS:
             df[c] = pd.to_numeric(df[c], errors="coerce").astype("Int64")

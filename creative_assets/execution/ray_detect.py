@@ -67,6 +67,7 @@ class ModelSpec:
     thresholds: Mapping[str, float]
     classes: tuple[str, ...] | None = None
     tiling: TilingSettings | None = None  # tiled inference when set (the object's enabled `tiling`)
+    beats_baseline: bool = True  # chosen_model's test-split verdict
 
 
 def as_model_spec(spec: ModelSpec | Sequence[Any]) -> ModelSpec:
@@ -113,7 +114,7 @@ def load_model(root: DataRoot, spec: ModelSpec, train: TrainSettings | None = No
         )
     if spec.tiling is not None:
         detector = TiledDetector(detector, spec.tiling)
-    return LoadedModel(spec.object_name, spec.model_id, detector, dict(spec.thresholds))
+    return LoadedModel(spec.object_name, spec.model_id, detector, dict(spec.thresholds), spec.beats_baseline)
 
 
 def describe(root: DataRoot, spec: ModelSpec, train: TrainSettings) -> ModelDescriptor:
@@ -126,6 +127,7 @@ def describe(root: DataRoot, spec: ModelSpec, train: TrainSettings) -> ModelDesc
             spec.classes,
             dict(spec.thresholds),
             inference_of(spec.tiling),
+            spec.beats_baseline,
         )
     return load_model(root, spec, train.model_copy(update={"device": "cpu"})).describe()
 

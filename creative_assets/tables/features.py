@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 
 from creative_assets.tables.schemas import feature_schema
 from creative_assets.tables.warehouse import hive_values, part_files
@@ -47,8 +47,12 @@ NEEDED = [
     "box_area_frac",
     "above_threshold",
 ]
-# Rows per record batch read from the warehouse: bounds the memory of one step of the reduction.
-BATCH_ROWS = 65_536
+# Rows reduced in one step: bounds the memory of a step. Detection parts are small (a batch of creatives
+# each), so their record batches are gathered up to this many rows before a step. Measured on 1,400 parts of
+# 100k rows: 8192 rows a step kept RSS within 30 MB of the start, 65536 (~900 small batches held) took 57 MB.
+BATCH_ROWS = 8192
+# Partial aggregates held before they are merged into one, so their number does not grow with the table.
+MAX_PARTIALS = 32
 
 # detections: a DataFrame, or the warehouse folder of one brand's detections (read in batches).
 Detections = pd.DataFrame | Path
@@ -115,10 +119,12 @@ def detection_aggregates(
     wanted = pa.array(list(objects), pa.string())
     frame_parts: list[pa.Table] = []
     score_parts: list[pa.Table] = []
-    for batch in _batches(detections, batch_rows):
-        mine = pa.Table.from_batches([batch]).filter(pc.is_in(batch.column("object"), value_set=wanted))
+    for chunk in _chunks(_batches(detections, batch_rows), batch_rows):
+        mine = chunk.filter(pc.is_in(chunk.column("object"), value_set=wanted))
         score_parts.append(_best_scores(mine))
         frame_parts.append(_found_per_frame(mine.filter(pc.equal(mine.column("above_threshold"), True))))
+        if len(frame_parts) >= MAX_PARTIALS:
+            frame_parts, score_parts = [_merge_frames(frame_parts)], [_merge_scores(score_parts)]
     per_frame = _combine_frames(frame_parts)
     best = _combine_scores(score_parts)
     brand = hive_values(detections).get("brand") if isinstance(detections, Path) else None
@@ -151,19 +157,29 @@ def _found_per_frame(table: pa.Table) -> pa.Table:
     return aggregated.rename_columns([*keys, "found", "area", "first_s"])
 
 
-def _combine_frames(parts: list[pa.Table]) -> pd.DataFrame:
-    """Partial per-frame aggregates merged: a frame's rows may sit in several batches."""
-    columns = ["creative_id", "object", "frame_index", "found", "area", "first_s"]
-    if not parts:
-        return pd.DataFrame(
-            {c: pd.Series(dtype="float64" if c in ("area", "first_s") else object) for c in columns}
-        )
+def _merge_frames(parts: list[pa.Table]) -> pa.Table:
+    """Partial per-frame aggregates merged into one: a frame's rows may sit in several chunks."""
     table = pa.concat_tables(parts, promote_options="permissive")
     keys = [*_keys(table), "frame_index"]
     merged = table.group_by(keys, use_threads=False).aggregate(
         [("found", "sum"), ("area", "max"), ("first_s", "min")]
     )
-    return merged.rename_columns([*keys, "found", "area", "first_s"]).to_pandas()
+    return merged.rename_columns([*keys, "found", "area", "first_s"])
+
+
+def _merge_scores(parts: list[pa.Table]) -> pa.Table:
+    table = pa.concat_tables(parts, promote_options="permissive")
+    merged = table.group_by(_keys(table), use_threads=False).aggregate([("score", "max")])
+    return merged.rename_columns([*_keys(table), "score"])
+
+
+def _combine_frames(parts: list[pa.Table]) -> pd.DataFrame:
+    columns = ["creative_id", "object", "frame_index", "found", "area", "first_s"]
+    if not parts:
+        return pd.DataFrame(
+            {c: pd.Series(dtype="float64" if c in ("area", "first_s") else object) for c in columns}
+        )
+    return _merge_frames(parts).to_pandas()
 
 
 def _combine_scores(parts: list[pa.Table]) -> pd.DataFrame:
@@ -175,21 +191,38 @@ def _combine_scores(parts: list[pa.Table]) -> pd.DataFrame:
                 "score": pd.Series(dtype="float64"),
             }
         )
-    table = pa.concat_tables(parts, promote_options="permissive")
-    merged = table.group_by(_keys(table), use_threads=False).aggregate([("score", "max")])
-    return merged.rename_columns([*_keys(table), "score"]).to_pandas()
+    return _merge_scores(parts).to_pandas()
 
 
 def _batches(detections: Detections, batch_rows: int) -> Iterator[pa.RecordBatch]:
     """Record batches of the columns the features need, from a DataFrame or a warehouse folder."""
     if isinstance(detections, Path):
-        files = part_files(detections)
-        if not files:
-            return
-        dataset = ds.dataset([str(p) for p in files], format="parquet")
-        columns = [c for c in NEEDED if c in dataset.schema.names]
-        yield from dataset.to_batches(columns=columns, batch_size=batch_rows, use_threads=False)
+        # Part by part: a pyarrow dataset over the folder keeps every fragment's metadata while it scans
+        # (measured: +100 MB RSS over 1,400 parts of 100k rows), one file at a time keeps nothing.
+        for path in part_files(detections):
+            with pq.ParquetFile(path) as part:
+                columns = [c for c in NEEDED if c in part.schema_arrow.names]
+                yield from part.iter_batches(batch_size=batch_rows, columns=columns, use_threads=False)
         return
     frame = detections[[c for c in NEEDED if c in detections.columns]]
     table = pa.Table.from_pandas(frame, preserve_index=False)
     yield from table.to_batches(max_chunksize=batch_rows)
+
+
+def _chunks(batches: Iterator[pa.RecordBatch], rows: int) -> Iterator[pa.Table]:
+    """The batches gathered into tables of about `rows` rows (the last may be smaller)."""
+    held: list[pa.RecordBatch] = []
+    count = 0
+    for batch in batches:
+        held.append(batch)
+        count += batch.num_rows
+        if count >= rows:
+            yield _table(held)
+            held, count = [], 0
+    if held:
+        yield _table(held)
+
+
+def _table(batches: list[pa.RecordBatch]) -> pa.Table:
+    # Parts written by other versions may type a column differently (string / large_string).
+    return pa.concat_tables([pa.Table.from_batches([b]) for b in batches], promote_options="permissive")

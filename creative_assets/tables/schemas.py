@@ -53,8 +53,13 @@ class TableSchema:
         return out.astype(dict(self.dtypes))
 
     def arrow_schema(self) -> pa.Schema:
-        """The Parquet/Arrow schema parts of this table are written with."""
-        return pa.schema([pa.field(c, _ARROW_TYPES[d]) for c, d in self.dtypes.items()])
+        """The Parquet/Arrow schema parts of this table are written with.
+
+        It carries pandas' metadata, so a zero-row part written from the schema alone reads back in pandas with
+        the schema's dtypes (`string`, `Int64`, …) like a part with rows, not with pandas' defaults.
+        """
+        fields = [pa.field(c, _ARROW_TYPES[d]) for c, d in self.dtypes.items()]
+        return pa.schema(fields, metadata=pa.Schema.from_pandas(self.empty(), preserve_index=False).metadata)
 
 
 def check_schema(df: pd.DataFrame, schema: TableSchema) -> list[str]:
@@ -101,6 +106,7 @@ DETECTIONS = TableSchema(
         "above_threshold": "bool",
         "threshold": "float64",
         "model_id": "string",
+        "model_beats_baseline": "bool",  # chosen_model's verdict against "always absent" on the test split
         "backend": "string",
         "batch": "string",
     },

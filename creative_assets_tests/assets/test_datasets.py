@@ -126,3 +126,29 @@ def test_pooled_faces_take_every_brands_labels(root: Path, ingested: dict[str, p
     assert run.meta("pooled_brands") == "acme, globex"
     pooled = pd.concat([other, ingested["labels"]])
     assert run.meta("labelled_images") == pooled["image_path"].nunique()
+
+
+def test_coco_files_of_the_old_layout_under_the_warehouse_are_removed_and_listed(
+    root: Path, ingested: dict[str, pd.DataFrame]
+) -> None:
+    old = root / "warehouse" / "coco_datasets" / f"brand={BRAND}" / "object=branding"
+    old.mkdir(parents=True, exist_ok=True)
+    for split in ("train", "valid", "test"):
+        (old / f"{split}.json").write_text('{"images": [], "annotations": [], "categories": []}')
+    other = root / "warehouse" / "coco_datasets" / f"brand={BRAND}" / "object=face" / "train.json"
+    other.parent.mkdir(parents=True, exist_ok=True)
+    other.write_text("{}")
+
+    run = invoke(
+        coco_datasets,
+        pair_context(BRAND, "branding"),
+        settings=smoke_settings(root),
+        labels=ingested["labels"],
+    )
+
+    assert run.meta("removed_legacy_coco_files") == [
+        f"warehouse/coco_datasets/brand={BRAND}/object=branding/{s}.json" for s in ("test", "train", "valid")
+    ]
+    assert not list(old.rglob("*.json"))
+    assert other.is_file()  # another pair's files wait for that pair's run
+    other.unlink()

@@ -130,7 +130,8 @@ def _detections() -> pd.DataFrame:
                 "brand": "acme", "creative_id": cid, "media_type": media, "frame_index": index,
                 "timestamp_s": ts, "object": "logo", "class_name": "logo", "score": score, "x_min": 0.0,
                 "y_min": 0.0, "x_max": 10.0, "y_max": 10.0, "box_area_frac": 0.25, "above_threshold": above,
-                "threshold": 0.5, "model_id": "m1", "backend": "torchvision", "batch": "00000",
+                "threshold": 0.5, "model_id": "m1", "model_beats_baseline": True, "backend": "torchvision",
+                "batch": "00000",
             }
             for cid, media, index, ts, score, above in rows
         ]

@@ -10,6 +10,7 @@ import torch
 
 from creative_assets.assets.datasets import coco_datasets
 from creative_assets.assets.training import chosen_model, grid_search
+from creative_assets.detection.evaluation import load_ground_truth
 from creative_assets.detection.selection import NO_MODEL
 from creative_assets_tests.support.asset_runs import (
     BRAND,
@@ -105,6 +106,30 @@ def test_chosen_model_publishes_the_grids_best_trial(
     assert saved["train_settings"]["anchor_sizes"] == trained_with
 
 
+def test_chosen_model_says_in_words_whether_it_beats_always_absent_on_the_test_split(
+    root: Path, datasets: pd.DataFrame, grid: Invocation
+) -> None:
+    run = invoke(
+        chosen_model,
+        pair_context(BRAND, "branding"),
+        settings=smoke_settings(root),
+        model_store=model_store(root),
+        grid_search=grid.value,
+        coco_datasets=datasets,
+    )
+
+    (row,) = run.value.to_dict("records")
+    test = load_ground_truth(root / datasets.set_index("split").loc["test", "json_path"])
+    assert row["test_always_absent_accuracy"] == pytest.approx(1 - test.presence.mean())
+    beats = row["test_accuracy"] > row["test_always_absent_accuracy"]
+    assert row["beats_baseline"] == beats == run.meta("beats_baseline")
+    assert run.checks["beats_always_absent_on_test"].passed == beats
+    words = "beats the" if beats else "does NOT beat the"
+    assert run.meta("baseline_verdict") == row["baseline_verdict"]
+    assert row["baseline_verdict"].startswith(f"{words} 'always absent' baseline")
+    assert f"on {test.n_images} held-out test images" in row["baseline_verdict"]
+
+
 def test_without_datasets_the_grid_and_the_model_are_no_model(root: Path, datasets: pd.DataFrame) -> None:
     settings, key = smoke_settings(root), pair_context(BRAND, "face")
     empty = datasets.iloc[0:0]
@@ -126,5 +151,7 @@ def test_without_datasets_the_grid_and_the_model_are_no_model(root: Path, datase
     assert {name: c.passed for name, c in chosen.checks.items()} == {
         "beats_always_absent": True,
         "beats_haar": True,
+        "beats_always_absent_on_test": True,
     }
+    assert pd.isna(row["beats_baseline"])
     assert not (root / "models" / BRAND / "face").exists()

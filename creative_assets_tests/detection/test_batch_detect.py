@@ -398,3 +398,38 @@ def test_a_batch_that_keeps_failing_is_an_error_row_and_the_others_are_committed
     again = detect(root, brand_items, out="failing")
     assert (again.parts_written, again.parts_reused) == (1, reference.parts_written - 1)
     assert again.errors.empty
+
+
+def test_detections_of_a_model_that_does_not_beat_the_baseline_are_flagged(
+    root: DataRoot, brand_items: pd.DataFrame
+) -> None:
+    logo, product = colour_models()
+    useless = LoadedModel(
+        logo.object_name, logo.model_id, logo.detector, logo.thresholds, beats_baseline=False
+    )
+    detect(root, brand_items, models=[useless, product])
+    table = read_detections(root.warehouse("detections", BRAND))
+    flags = table.groupby("object")["model_beats_baseline"].unique().to_dict()
+    assert {o: list(v) for o, v in flags.items()} == {"logo": [False], "product": [True]}
+    assert table["model_beats_baseline"].dtype == bool
+
+
+def test_a_changed_baseline_verdict_recomputes_the_batches(root: DataRoot, brand_items: pd.DataFrame) -> None:
+    first = detect(root, brand_items)
+    logo, product = colour_models()
+    useless = LoadedModel(
+        logo.object_name, logo.model_id, logo.detector, logo.thresholds, beats_baseline=False
+    )
+    again = detect(root, brand_items, models=[useless, product])
+    assert again.parts_reused == 0 and again.parts_written == first.batches
+
+
+def test_a_brand_without_creatives_leaves_a_zero_row_detections_partition(root: DataRoot) -> None:
+    items = work_items(*[t.iloc[0:0] for t in build_brand(root, n_stills=1)])
+    run = detect(root, items)
+    assert run.batches == 0
+    folder = root.warehouse("detections", BRAND)
+    table = pd.read_parquet(folder)
+    assert len(table) == 0 and list(table.columns) == [c for c in DETECTIONS.columns if c != "brand"]
+    assert dict(table.dtypes.astype(str)) == {c: d for c, d in DETECTIONS.dtypes.items() if c != "brand"}
+    assert duckdb.sql(f"SELECT count(*) FROM read_parquet('{folder}/*.parquet')").fetchall() == [(0,)]

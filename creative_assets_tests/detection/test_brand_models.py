@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pandas as pd
+import pytest
 
 from creative_assets.detection.brand_models import brand_models
 
@@ -12,7 +13,8 @@ from creative_assets.detection.brand_models import brand_models
 def chosen(obj: str, status: str = "model", model_id: str = "m1", classes=("logo",)) -> pd.DataFrame:
     return pd.DataFrame(
         [{"object": obj, "status": status, "model_id": model_id, "backend": "torchvision",
-          "checkpoint": f"models/acme/{obj}/chosen/model.pth", "classes": json.dumps(list(classes))}]
+          "checkpoint": f"models/acme/{obj}/chosen/model.pth", "classes": json.dumps(list(classes)),
+          "beats_baseline": True}]
     )  # fmt: skip
 
 
@@ -52,3 +54,16 @@ def test_a_model_carries_what_a_worker_needs_to_load_it():
         "models/acme/face/chosen/model.pth",
         ("face", "smile"),
     )
+
+
+def test_a_model_carries_the_chosen_models_baseline_verdict():
+    useless = chosen("logo").assign(beats_baseline=False)
+    useful = chosen("product", model_id="m2").assign(beats_baseline=True)
+    models = brand_models([useless, useful], [], fallback=0.2)
+    assert {m.object_name: m.beats_baseline for m in models} == {"logo": False, "product": True}
+
+
+def test_a_chosen_model_without_a_verdict_asks_for_rematerialisation():
+    old = chosen("logo").drop(columns="beats_baseline")
+    with pytest.raises(ValueError, match="re-materialise chosen_model"):
+        brand_models([old], [], fallback=0.2)

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from creative_assets.detection.baseline import BaselineVerdict
 from creative_assets.detection.grid import choose_best_trial
 from creative_assets.detection.selection import (
     CHOSEN_COLUMNS,
@@ -84,8 +85,12 @@ def test_lineage_and_the_chosen_row_name_the_trial_its_solver_values_and_the_dat
         "v9",
         "smoke",
     )
-    row = chosen_row(best, lineage, {"model_id": "abc", "checkpoint": "models/x.pth"}, 0.55, None)
+    verdict = BaselineVerdict(confidence=0.4, test_accuracy=0.5, always_absent_accuracy=0.75, test_images=8)
+    row = chosen_row(best, lineage, {"model_id": "abc", "checkpoint": "models/x.pth"}, 0.55, None, verdict)
     frame = chosen_frame([row])
+    assert not frame.loc[0, "beats_baseline"]
+    assert str(frame["beats_baseline"].dtype) == "boolean"
+    assert frame.loc[0, "baseline_verdict"].startswith("does NOT beat")
     assert list(frame.columns) == CHOSEN_COLUMNS
     assert frame.loc[0, "model_id"] == "abc" and json.loads(frame.loc[0, "classes"]) == ["logo"]
     assert frame.loc[0, "always_absent_accuracy"] == 0.55 and pd.isna(frame.loc[0, "haar_accuracy"])
@@ -96,6 +101,7 @@ def test_the_no_model_row_has_the_chosen_schema_and_says_no_model():
     frame = no_model_row("acme", "face", "smoke")
     assert list(frame.columns) == CHOSEN_COLUMNS and len(frame) == 1
     assert frame.loc[0, "status"] == NO_MODEL and pd.isna(frame.loc[0, "model_id"])
+    assert pd.isna(frame.loc[0, "beats_baseline"])
 
 
 def test_plot_tables_carry_each_trial_at_each_confidence(trials):

@@ -73,6 +73,7 @@ def det(
         "above_threshold": above,
         "threshold": 0.6,
         "model_id": "m1",
+        "model_beats_baseline": True,
         "backend": "test",
         "batch": "b1",
     }
@@ -215,7 +216,8 @@ FROM (
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_features_equal_duckdbs_aggregation_of_random_detections(seed: int) -> None:
     dets = _random_detections(np.random.default_rng(seed), 120)
-    features = creative_features(manifest(), dets, frames(), OBJECTS, batch_rows=7).set_index("creative_id")
+    # 3 rows a step: 40 partial aggregates, so they are also merged on the way (MAX_PARTIALS)
+    features = creative_features(manifest(), dets, frames(), OBJECTS, batch_rows=3).set_index("creative_id")
     oracle = _connection(dets).sql(ORACLE_SQL).df()
 
     for row in oracle.itertuples():

@@ -37,6 +37,7 @@ def one_detection(**changes) -> pd.DataFrame:
         "above_threshold": True,
         "threshold": 0.5,
         "model_id": "m1",
+        "model_beats_baseline": True,
         "backend": "torchvision",
         "batch": "k1",
     }
