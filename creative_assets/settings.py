@@ -138,6 +138,55 @@ class GridSettings(_Strict):
         return sorted(v)
 
 
+class AugmentSettings(_Strict):
+    """Training augmentations for what real creatives do to a logo (`detection/augmentation.py`); both backends
+    apply them after the resize and flip, boxes following. A probability of 0 turns one off."""
+
+    enabled: bool = Field(True, description="apply the augmentations below (the resize and flip always run)")
+    scale_jitter: list[float] = Field(
+        default_factory=lambda: [0.8, 1.25],
+        description="range of a random factor on the input size (after INPUT.MIN_SIZE_TRAIN's choice)",
+    )
+    scale_jitter_prob: float = Field(0.5, ge=0, le=1, description="share of samples that get a scale factor")
+    keep_box_pixels: float = Field(
+        10.0,
+        ge=0,
+        description="scale jitter never shrinks the image's smallest box below this size (sqrt of area, px)",
+    )
+    blur_prob: float = Field(0.3, ge=0, le=1, description="share of samples blurred (motion or Gaussian)")
+    blur_max_kernel: int = Field(7, ge=3, description="largest blur kernel in input pixels")
+    jpeg_prob: float = Field(0.3, ge=0, le=1, description="share of samples re-compressed as JPEG")
+    jpeg_quality: list[int] = Field(
+        default_factory=lambda: [25, 90], description="range of the re-compression's JPEG quality"
+    )
+    color_prob: float = Field(0.5, ge=0, le=1, description="share of samples with colour jitter")
+    brightness: float = Field(0.25, ge=0, lt=1, description="brightness factor drawn from 1 ± this")
+    contrast: float = Field(0.25, ge=0, lt=1, description="contrast factor drawn from 1 ± this")
+    saturation: float = Field(0.3, ge=0, lt=1, description="saturation factor drawn from 1 ± this")
+    cutout_prob: float = Field(0.3, ge=0, le=1, description="share of samples with occluding patches")
+    cutout_max_patches: int = Field(3, ge=1, description="at most this many patches (or bars) per sample")
+    cutout_max_size: float = Field(
+        0.3, gt=0, le=1, description="a patch's longer side is at most this share of the image's short side"
+    )
+    cutout_max_box_cover: float = Field(
+        0.5, ge=0, lt=1, description="a patch never hides more than this share of any box (it stays labelled)"
+    )
+
+    @field_validator("scale_jitter")
+    @classmethod
+    def _jitter_range(cls, v: list[float]) -> list[float]:
+        if len(v) != 2 or not 0 < v[0] <= v[1]:
+            raise ValueError("scale_jitter must be [low, high] with 0 < low <= high")
+        return v
+
+    @field_validator("jpeg_quality")
+    @classmethod
+    def _quality_range(cls, v: list[int]) -> list[int]:
+        if len(v) != 2 or not 1 <= v[0] <= v[1] <= 100:
+            raise ValueError("jpeg_quality must be [low, high] with 1 <= low <= high <= 100")
+        return v
+
+
 class TrainSettings(_Strict):
     """Detector and solver. Names follow detectron2's config keys where one exists."""
 
@@ -166,6 +215,17 @@ class TrainSettings(_Strict):
     rpn_post_nms_top_n_test: int = 1000
     rpn_batch_size_per_image: int = 256
     detections_per_image: int = 100
+    anchor_sizes: list[list[int]] | None = Field(
+        None,
+        description="MODEL.ANCHOR_GENERATOR.SIZES: anchor sizes in input pixels, one list per FPN level; None = "
+        "the architecture's own. Set by the fit to the labels (`fit.anchors`) and kept in every checkpoint",
+    )
+    aspect_ratios: list[float] | None = Field(
+        None,
+        description="MODEL.ANCHOR_GENERATOR.ASPECT_RATIOS (height / width) used on every level; None = the "
+        "architecture's own (0.5, 1, 2)",
+    )
+    augment: AugmentSettings = Field(default_factory=AugmentSettings)
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
     cpu_threads: int | None = Field(
@@ -183,6 +243,38 @@ class TrainSettings(_Strict):
         if self.base_lr is not None:
             return self.base_lr
         return self.reference_lr * self.ims_per_batch / self.reference_ims_per_batch
+
+
+class FitSettings(_Strict):
+    """Fitting the detector to the train split's boxes before the grid trains (`detection/label_fit.py`)."""
+
+    anchors: bool = Field(
+        True, description="choose anchor sizes and aspect ratios from the labelled boxes (both backends)"
+    )
+    anchor_match_share: float = Field(
+        0.98,
+        gt=0,
+        le=1,
+        description="the architecture's anchors are kept while at least this share of the boxes has an anchor "
+        "of IoU >= 0.5 (centred); below it they are re-fitted",
+    )
+    input_size: bool = Field(
+        True, description="grow the training and test input when the small labelled boxes would be too small"
+    )
+    min_box_pixels: float = Field(
+        12.0,
+        gt=0,
+        description="the size (sqrt of area, input pixels) the small boxes should keep at the smallest "
+        "training input; 12 px is about 1.5 cells of the finest FPN level (stride 8) of the CPU models",
+    )
+    box_quantile: float = Field(
+        0.05, ge=0, lt=1, description="which boxes count as 'the small ones': this quantile of the sizes"
+    )
+    max_short_side: int = Field(
+        1600,
+        gt=0,
+        description="the test input's short side never grows past this (the profile's time budget)",
+    )
 
 
 class ThresholdSettings(_Strict):
@@ -286,6 +378,7 @@ class Settings(_Strict):
     confidences: list[float] = Field(default_factory=lambda: [0.2, 0.4, 0.6, 0.8])
     thresholds: ThresholdSettings = Field(default_factory=ThresholdSettings)
     train: TrainSettings = Field(default_factory=TrainSettings)
+    fit: FitSettings = Field(default_factory=FitSettings)
     detection: DetectionSettings = Field(default_factory=DetectionSettings)
     executor: Literal["local", "ray"] = "local"
     media: MediaSettings = Field(default_factory=MediaSettings)
@@ -362,8 +455,12 @@ PROFILE_DEFAULTS: dict[str, dict[str, Any]] = {
             "detections_per_image": 20,
             "base_lr": 0.01,
             "cpu_threads": 1,
+            # a handful of iterations learns nothing from nuisances; tests of the augmentations call them directly
+            "augment": {"enabled": False},
         },
         "detection": {"batch_size": 4, "images_per_forward": 2, "loader_workers": 0},
+        # the fit still chooses anchors; the input never grows, so tests keep their seconds
+        "fit": {"max_short_side": 96},
     },
     "demo": {
         # Two runs of 400 iterations per object (the 200 trials are snapshots of them), one per CPU core.
@@ -390,6 +487,8 @@ PROFILE_DEFAULTS: dict[str, dict[str, Any]] = {
             "cpu_threads": 1,
         },
         "detection": {"batch_size": 50, "images_per_forward": 8, "loader_workers": 1},
+        # at most 1.6× the 160 px input (≈2.6× the pixels) for labels with very small boxes
+        "fit": {"max_short_side": 256},
     },
     "full": {
         "grid": {"max_iter": [300, 500, 1000], "batch_size_per_image": [256, 512, 1024]},

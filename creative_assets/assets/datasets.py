@@ -8,6 +8,7 @@ import pandas as pd
 
 from creative_assets.assets.declare import table_assets
 from creative_assets.assets.metadata import error_metadata, preview, table_version, write_errors
+from creative_assets.detection.box_stats import box_statistics, read_label_boxes
 from creative_assets.labels.coco_splits import (
     DATASET_COLUMNS,
     DATASET_DTYPES,
@@ -166,7 +167,13 @@ def coco_datasets(context: dg.AssetExecutionContext, settings: SettingsResource,
         "splits": preview(table),
         "class_balance": preview(built.class_balance),
     }
-    grid = _sample_grid(root, str(table.loc[table["split"] == "train", "json_path"].iloc[0]))
+    train_json = str(table.loc[table["split"] == "train", "json_path"].iloc[0])
+    # at the smallest training input: the size a box is hardest to learn at
+    short, long = min(cfg.train.min_size_train), cfg.train.max_size_train
+    sizes = box_statistics(read_label_boxes(root.root / train_json, spec.categories), short, long)
+    meta["box_sizes"] = preview(sizes)
+    meta["box_sizes_input"] = f"short side {short} px, long side at most {long} px (train split)"
+    grid = _sample_grid(root, train_json)
     if grid:
         meta["samples"] = dg.MetadataValue.md(grid)
     # From the content (split files' fingerprint): a pair whose labels did not change keeps its version when

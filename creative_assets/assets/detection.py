@@ -12,7 +12,7 @@ from creative_assets.detection.batch_parts import BATCH_FAILURE_STAGE, errors_fo
 from creative_assets.detection.batch_rows import DeferredModels, LoadedModel
 from creative_assets.detection.batches import ModelDescriptor, work_items
 from creative_assets.detection.brand_models import brand_models
-from creative_assets.detection.evaluation import load_ground_truth
+from creative_assets.detection.evaluation import by_size_at_thresholds, load_ground_truth
 from creative_assets.detection.registry import backend_by_name
 from creative_assets.detection.selection import NO_MODEL
 from creative_assets.detection.split_inference import predict_split
@@ -94,6 +94,12 @@ def optimal_thresholds(
         s: predict_split(detector, sp, images_per_forward=cfg.detection.images_per_forward, score_floor=floor)
         for s, sp in splits.items()
     }
+    # the input the model was fitted to (a tiled detector wraps the model's own detector)
+    trained = getattr(getattr(detector, "inner", detector), "meta", {}).get("train_settings", {})
+    test_size = (
+        int(trained.get("min_size_test", cfg.train.min_size_test)),
+        int(trained.get("max_size_test", cfg.train.max_size_test)),
+    )
     table, sweeps = compute_optimal_thresholds(
         gts["valid"], preds["valid"], gts["test"], preds["test"], cfg.thresholds.values()
     )
@@ -108,6 +114,17 @@ def optimal_thresholds(
         "status": "ok",
         "model_id": str(row["model_id"]),
         "thresholds": preview(table),
+        "test_by_size": preview(
+            by_size_at_thresholds(
+                gts["test"],
+                preds["test"],
+                {str(r.class_name): float(r.threshold) for r in table.itertuples()},
+                *test_size,
+            )
+        ),
+        "by_size_note": f"box sizes at the model's test input (short side {test_size[0]} px, long side at "
+        f"most {test_size[1]} px); AP over detections ≥ {floor}, recall50 over those ≥ each class's "
+        "threshold",
         "tie_break": "highest valid accuracy; ties: highest F1, then the middle of the widest tied run",
     }
     for r in table.itertuples():

@@ -14,11 +14,13 @@ from creative_assets.detection.evaluation import always_absent_accuracy, load_gr
 from creative_assets.detection.grid import choose_best_trial
 from creative_assets.detection.grid_executors import run_grid
 from creative_assets.detection.haar import HAAR_CASCADES, haar_baseline
+from creative_assets.detection.label_fit import fit_rule, fit_to_split
 from creative_assets.detection.registry import backend_by_name, backend_choice, resolve_device
 from creative_assets.detection.retention import folder_bytes, forget_pruned_winner, prune_losing_checkpoints
 from creative_assets.detection.selection import (
     NO_MODEL,
     best_confidence,
+    by_size_frame,
     chosen_frame,
     chosen_row,
     confusions_of,
@@ -90,13 +92,15 @@ def grid_search(context: dg.AssetExecutionContext, settings: SettingsResource, c
     backend = backend_by_name(choice.name, cfg.train)
     device = resolve_device(cfg.train.device)
     classes = list(cfg.object(object_name).categories)
+    train_split = split_of(root.root, coco_datasets, "train")
+    valid_split = split_of(root.root, coco_datasets, "valid")
+    label_fit = fit_to_split(cfg.train, cfg.fit, train_split.json_path, classes)
+    cfg = cfg.model_copy(update={"train": label_fit.settings})
     out_dir = grid_folder(cfg, brand, object_name, str(coco_datasets["fingerprint"].iloc[0]))
     context.log.info(
         f"grid {brand}|{object_name}: {expected} trials, backend {backend.name} ({choice.reason}), "
         f"{cfg.train.architecture}, device {device}, profile {cfg.profile}, trials in {out_dir}"
     )
-    train_split = split_of(root.root, coco_datasets, "train")
-    valid_split = split_of(root.root, coco_datasets, "valid")
     failed = None
 
     def run_trials():
@@ -152,6 +156,10 @@ def grid_search(context: dg.AssetExecutionContext, settings: SettingsResource, c
         **grid_plots(trials, best, cfg.confidences, f"{brand}|{object_name}"),
         "best_AP": float(best["AP"]),
         "best_AP50": float(best["AP50"]),
+        "best_by_size": preview(by_size_frame(best)),
+        "label_fit": dg.MetadataValue.json(label_fit.report),
+        "by_size_input": f"box sizes at the test input: short side {cfg.train.min_size_test} px, long side at "
+        f"most {cfg.train.max_size_test} px",
     }
     if failed is not None and len(failed):
         meta["failed_trials"] = preview(failed)
@@ -203,6 +211,11 @@ def chosen_model(
         return
     best = choose_best_trial(grid_search)
     valid = split_of(root.root, coco_datasets, "valid")
+    # the grid trained with these (the fit is a pure function of the train split and the settings)
+    classes = cfg.object(object_name).categories
+    label_fit = fit_to_split(
+        cfg.train, cfg.fit, split_of(root.root, coco_datasets, "train").json_path, classes
+    )
     gt = load_ground_truth(valid.json_path)
     absent = float(always_absent_accuracy(gt.presence))
     primary, acc = best_confidence(best, cfg.confidences)
@@ -216,9 +229,10 @@ def chosen_model(
             f"the best trial's checkpoint {checkpoint} is missing; re-materialise grid_search for "
             f"{brand}|{object_name} (it retrains a winner whose checkpoint is gone)"
         )
-    classes = cfg.object(object_name).categories
     fingerprint = str(coco_datasets["fingerprint"].iloc[0])
-    lineage = model_lineage(best, brand, object_name, classes, fingerprint, code_version(), cfg)
+    fitted_cfg = cfg.model_copy(update={"train": label_fit.settings})
+    lineage = model_lineage(best, brand, object_name, classes, fingerprint, code_version(), fitted_cfg)
+    lineage["label_fit"] = {**label_fit.report, "why": fit_rule(cfg.fit)}
     record = model_store.publish(brand, object_name, checkpoint, lineage)
     retention: dict[str, object] = {"kept_trial_checkpoints": cfg.grid.keep_trial_checkpoints}
     if not cfg.grid.keep_trial_checkpoints:

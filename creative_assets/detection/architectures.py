@@ -14,6 +14,10 @@ rpn_pre/post_nms_top_n_train/test, INPUT.MIN_SIZE_TEST/MAX_SIZE_TEST → min_siz
 TEST.DETECTIONS_PER_IMAGE → box_detections_per_img. The box score threshold is 0: `Detector.predict`
 applies the caller's score floor, and COCO AP needs the low-scoring detections.
 
+Anchors: `train.anchor_sizes` / `train.aspect_ratios` (chosen from the labels by `label_fit.py`) replace the
+architecture's anchor generator; they keep its number of anchors per location, so the weights' shapes do not
+change, and a checkpoint's train settings carry them back at load time.
+
 Training images arrive already resized by the data loader (detectron2's ResizeShortestEdge in
 `coco_data.py`), so the model only resizes at test time (`_TestResizeTransform`).
 """
@@ -47,6 +51,7 @@ from torchvision.models.detection.transform import GeneralizedRCNNTransform
 from torchvision.ops import FeaturePyramidNetwork, MultiScaleRoIAlign
 from torchvision.ops import misc as misc_nn_ops
 
+from creative_assets.detection.label_fit import DEFAULT_ANCHORS, anchors_of, check_anchor_layout
 from creative_assets.settings import TrainSettings
 
 ARCHITECTURES = ("resnext101_32x8d", "resnet50_v2", "resnet50", "mobilenet_v3_large", "tiny")
@@ -68,7 +73,7 @@ _IMAGENET_WEIGHTS = {
 # tiny: widths of the four stages (strides 4, 8, 16, 32) and of the FPN outputs.
 TINY_WIDTHS = (16, 32, 64, 128)
 TINY_FPN_CHANNELS = 64
-TINY_ANCHOR_SIZES = ((16, 24), (32, 48), (64, 96))
+TINY_ANCHOR_SIZES = DEFAULT_ANCHORS["tiny"]
 TINY_ASPECT_RATIOS = (0.5, 1.0, 2.0)
 TINY_ROI_OUTPUT = 7
 # one bilinear sample per RoI bin: with 2×2, RoIAlign's backward pass took a third of a CPU training step
@@ -263,6 +268,11 @@ def build_model(
             model = builder(weights=None, weights_backbone=imagenet, num_classes=n_out, **kwargs)
         else:
             model = builder(weights=None, weights_backbone=None, num_classes=n_out, **kwargs)
+    if settings.anchor_sizes is not None or settings.aspect_ratios is not None:
+        # fitted anchors keep the count per location, so the RPN head is unchanged (label_fit.py)
+        check_anchor_layout(settings)
+        sizes, ratios = anchors_of(settings)
+        model.rpn.anchor_generator = AnchorGenerator(sizes, (ratios,) * len(sizes))
     t = model.transform
     model.transform = _TestResizeTransform(
         t.min_size, t.max_size, t.image_mean, t.image_std, size_divisible=t.size_divisible

@@ -1,8 +1,10 @@
 """Training data: a torch Dataset over one COCO split, with detectron2's default training augmentation.
 
 - Images are read with OpenCV (BGR) and handed to the model as RGB floats in [0, 1].
-- Augmentation as detectron2's defaults: ResizeShortestEdge (short side drawn from INPUT.MIN_SIZE_TRAIN,
-  long side capped at INPUT.MAX_SIZE_TRAIN) and a horizontal flip with probability 0.5, boxes following.
+- Augmentation (`augmentation.py`, shared with the detectron2 backend): detectron2's defaults —
+  ResizeShortestEdge (short side drawn from INPUT.MIN_SIZE_TRAIN, long side capped at INPUT.MAX_SIZE_TRAIN) and
+  a horizontal flip with probability 0.5, boxes following — then `train.augment`'s scale jitter, colour
+  jitter, cutout, blur and JPEG re-compression.
 - Images without boxes stay in as negatives (targets with boxes of shape (0, 4)).
 - Annotations of categories outside `classes` and crowd annotations (`iscrowd: 1`) are not trained on;
   boxes with no area are dropped and counted in `CocoDetectionDataset.stats`.
@@ -23,7 +25,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from creative_assets.detection.augmentation import augment
 from creative_assets.detection.backend import CocoSplit
+from creative_assets.settings import AugmentSettings
 
 Sample = tuple[torch.Tensor, dict[str, torch.Tensor]]
 
@@ -92,48 +96,6 @@ def read_bgr(path: Path) -> np.ndarray:
     return image
 
 
-def resize_shortest_edge_shape(height: int, width: int, short_edge: int, max_size: int) -> tuple[int, int]:
-    """Output (height, width) of detectron2's ResizeShortestEdge for one short-edge length."""
-    scale = short_edge / min(height, width)
-    if height < width:
-        new_h, new_w = float(short_edge), scale * width
-    else:
-        new_h, new_w = scale * height, float(short_edge)
-    if max(new_h, new_w) > max_size:
-        shrink = max_size / max(new_h, new_w)
-        new_h, new_w = new_h * shrink, new_w * shrink
-    return int(new_h + 0.5), int(new_w + 0.5)
-
-
-def hflip_boxes(boxes: np.ndarray, width: int) -> np.ndarray:
-    """Boxes (x_min, y_min, x_max, y_max) mirrored in an image `width` pixels wide."""
-    out = boxes.copy()
-    out[:, 0] = width - boxes[:, 2]
-    out[:, 2] = width - boxes[:, 0]
-    return out
-
-
-def augment(
-    image: np.ndarray,
-    boxes: np.ndarray,
-    rng: np.random.Generator,
-    min_sizes: Sequence[int],
-    max_size: int,
-    flip_prob: float = 0.5,
-) -> tuple[np.ndarray, np.ndarray]:
-    """ResizeShortestEdge (short side a random choice of `min_sizes`) then a random horizontal flip."""
-    height, width = image.shape[:2]
-    short = int(min_sizes[int(rng.integers(len(min_sizes)))])
-    new_h, new_w = resize_shortest_edge_shape(height, width, short, max_size)
-    if (new_h, new_w) != (height, width):
-        image = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
-        boxes = boxes * np.array([new_w / width, new_h / height] * 2, dtype=np.float32)
-    if rng.random() < flip_prob:
-        image = image[:, ::-1]
-        boxes = hflip_boxes(boxes, new_w)
-    return np.ascontiguousarray(image), boxes.astype(np.float32)
-
-
 def to_model_input(image_bgr: np.ndarray) -> torch.Tensor:
     """BGR uint8 (H, W, 3) → RGB float tensor (3, H, W) in [0, 1], as torchvision detectors expect."""
     rgb = np.ascontiguousarray(image_bgr[:, :, ::-1])
@@ -150,8 +112,10 @@ class CocoDetectionDataset(Dataset):
         min_sizes: Sequence[int],
         max_size: int,
         flip_prob: float = 0.5,
+        augmentations: AugmentSettings | None = None,
     ) -> None:
         self.classes = list(classes)
+        self.augmentations = augmentations
         self.records, self.stats = load_records(split, self.classes)
         self.min_sizes = list(min_sizes)
         self.max_size = max_size
@@ -165,7 +129,13 @@ class CocoDetectionDataset(Dataset):
         record = self.records[index]
         rng = np.random.default_rng(seed)
         image, boxes = augment(
-            read_bgr(record.path), record.boxes, rng, self.min_sizes, self.max_size, self.flip_prob
+            read_bgr(record.path),
+            record.boxes,
+            rng,
+            self.min_sizes,
+            self.max_size,
+            self.augmentations,
+            self.flip_prob,
         )
         target = {
             "boxes": torch.from_numpy(boxes).reshape(-1, 4),

@@ -14,7 +14,9 @@ not credited with precision it never exercised. Thresholds must be > 0 because a
 has a max score of 0.0 and must never count as "predicted present".
 
 Box metrics come from pycocotools' `COCOeval` only: COCO AP (IoU .50:.95, area all, 100 detections) and AP50.
-pycocotools reports -1 for a class without ground truth; that becomes NaN here.
+pycocotools reports -1 for a class without ground truth; that becomes NaN here. By box size
+(`coco_ap_by_size`), the same COCOeval runs with its area ranges set to the bins of `box_stats.SIZE_BINS_PX`
+in pixels of the model's input, pooled over classes.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from creative_assets.detection.backend import Predictions
+from creative_assets.detection.box_stats import SIZE_BIN_NAMES, SIZE_BINS_PX, input_scale, size_bin
 
 ALL_CLASSES = "__all__"
 """Class name of the pooled rows in `evaluate_presence` (micro-average over every (image, class) cell)."""
@@ -329,3 +332,109 @@ def coco_ap(gt: GroundTruth, preds: Mapping[int, Predictions]) -> dict[str, floa
         out[f"AP/{name}"] = _mean_valid(precision[:, :, k, 0, -1])
         out[f"AP50/{name}"] = _mean_valid(precision[iou50, :, k, 0, -1])
     return out
+
+
+def _scaled_coco(gt: GroundTruth, scales: dict[int, float]) -> COCO:
+    """A copy of the ground truth whose areas are measured in pixels of the resized input."""
+    coco_gt = gt.coco if gt.coco is not None else load_ground_truth(gt.json_path).coco
+    dataset = {
+        **coco_gt.dataset,
+        "annotations": [
+            {**ann, "area": float(ann["bbox"][2]) * float(ann["bbox"][3]) * scales[int(ann["image_id"])] ** 2}
+            for ann in coco_gt.dataset["annotations"]
+        ],
+    }
+    return _quiet_coco(dataset)
+
+
+def coco_ap_by_size(
+    gt: GroundTruth,
+    preds: Mapping[int, Predictions],
+    short_edge: int,
+    max_size: int,
+    bins_px: Sequence[int] = SIZE_BINS_PX,
+    bin_names: Sequence[str] = SIZE_BIN_NAMES,
+) -> pd.DataFrame:
+    """COCO AP, AP50 and recall at IoU 0.5 by box size, one row per size bin, from pycocotools' COCOeval.
+
+    Sizes are sqrt(area) in pixels of the model's input (short side `short_edge`, long side ≤ `max_size`),
+    binned at `bins_px`: COCOeval's own area ranges are given in those pixels and every area (truth and
+    detections) is rescaled per image, so a bin means the same thing whatever the size of the source image.
+    `recall50` is the share of the bin's boxes matched at IoU 0.5 by any detection passed in — pass the
+    detections above a threshold to get the recall at that threshold. A bin without truth gives NaN.
+    """
+    _check_predictions(gt, preds)
+    edges = [0.0, *(float(b) ** 2 for b in bins_px), 1e10]
+    ranges = [[edges[i], edges[i + 1]] for i in range(len(edges) - 1)]
+    scales = dict(
+        zip(
+            (int(i) for i in gt.image_ids),
+            input_scale(gt.widths.astype(float), gt.heights.astype(float), short_edge, max_size),
+            strict=True,
+        )
+    )
+    coco_gt = _scaled_coco(gt, scales)
+    sizes = {
+        int(a["id"]): np.sqrt(a["area"]) for a in coco_gt.dataset["annotations"] if not a.get("iscrowd", 0)
+    }
+    counts = np.bincount(size_bin(np.array(list(sizes.values()))), minlength=len(ranges))
+    rows = [
+        {"size": name, "lower_px": float(lo), "boxes": int(counts[i])}
+        for i, (name, lo) in enumerate(zip(bin_names, [0, *bins_px], strict=True))
+    ]
+    results = _coco_results(gt, preds)
+    if not results:
+        for row in rows:
+            value = 0.0 if row["boxes"] else float("nan")
+            row.update({"AP": value, "AP50": value, "recall50": value})
+        return pd.DataFrame(rows)
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco_dt = coco_gt.loadRes(results)
+        for ann in coco_dt.dataset["annotations"]:
+            ann["area"] = float(ann["area"]) * scales[int(ann["image_id"])] ** 2
+        ev = COCOeval(coco_gt, coco_dt, iouType="bbox")
+        ev.params.imgIds = [int(i) for i in gt.image_ids]
+        ev.params.catIds = list(gt.category_ids)
+        ev.params.areaRng = ranges
+        ev.params.areaRngLbl = list(bin_names)
+        ev.evaluate()
+        ev.accumulate()
+    precision, recall = ev.eval["precision"], ev.eval["recall"]  # [T,R,K,A,M], [T,K,A,M]
+    iou50 = int(np.argmin(np.abs(ev.params.iouThrs - 0.5)))
+    for a, row in enumerate(rows):
+        row["AP"] = _mean_valid(precision[:, :, :, a, -1])
+        row["AP50"] = _mean_valid(precision[iou50, :, :, a, -1])
+        row["recall50"] = _mean_valid(recall[iou50, :, a, -1])
+    return pd.DataFrame(rows)
+
+
+def by_size_summary(table: pd.DataFrame) -> dict[str, float]:
+    """`coco_ap_by_size` rows as flat columns: AP_<size>, AP50_<size>, recall50_<size>, boxes_<size>."""
+    out: dict[str, float] = {}
+    for row in table.itertuples(index=False):
+        for metric in ("AP", "AP50", "recall50"):
+            out[f"{metric}_{row.size}"] = float(getattr(row, metric))
+        out[f"boxes_{row.size}"] = float(row.boxes)
+    return out
+
+
+def by_size_at_thresholds(
+    gt: GroundTruth,
+    preds: Mapping[int, Predictions],
+    thresholds: Mapping[str, float],
+    short_edge: int,
+    max_size: int,
+) -> pd.DataFrame:
+    """`coco_ap_by_size` over all of `preds`, plus `recall50_at_threshold`: the recall at IoU 0.5 of only the
+    detections at or above their class's threshold (a class without one keeps none) — what the detections
+    table will find, size by size."""
+    cut = np.array([thresholds.get(name, np.inf) for name in gt.classes], dtype=np.float64)
+    kept = {}
+    for image_id, p in preds.items():
+        keep = np.asarray(p.scores, dtype=np.float64) >= cut[np.asarray(p.labels, dtype=np.int64)]
+        kept[image_id] = Predictions(p.boxes[keep], p.scores[keep], p.labels[keep])
+    table = coco_ap_by_size(gt, preds, short_edge, max_size)
+    at_threshold = coco_ap_by_size(gt, kept, short_edge, max_size)
+    return table[["size", "lower_px", "boxes", "AP", "AP50"]].assign(
+        recall50_at_threshold=at_threshold["recall50"].to_numpy()
+    )

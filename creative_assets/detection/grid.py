@@ -46,10 +46,13 @@ from creative_assets.detection.backend import (
     TrainResult,
     TrialParams,
 )
+from creative_assets.detection.box_stats import SIZE_BIN_NAMES
 from creative_assets.detection.evaluation import (
     PRESENCE_COLUMNS,
     GroundTruth,
+    by_size_summary,
     coco_ap,
+    coco_ap_by_size,
     load_ground_truth,
     max_scores,
     presence_metrics,
@@ -78,6 +81,8 @@ TRIAL_BASE_COLUMNS = [
     "train_seconds",
     "AP",
     "AP50",
+    # by box size at the test input (`box_stats.SIZE_BINS_PX`): AP and the recall at IoU 0.5
+    *[f"{m}_{size}" for size in SIZE_BIN_NAMES for m in ("AP", "recall50")],
 ]
 TRIAL_TAIL_COLUMNS = ["checkpoint", "mean_accuracy"]
 LONG_COLUMNS = ["trial", "max_iter", "batch_size_per_image", *PRESENCE_COLUMNS]
@@ -167,9 +172,11 @@ def evaluate_detector(
     classes: Sequence[str],
     confidences: Sequence[float],
     images_per_forward: int = 8,
+    input_size: tuple[int, int] | None = None,
 ) -> tuple[dict[str, float], list[dict[str, Any]]]:
     """Presence metrics per class × confidence (long rows) and the trial-level summary (AP, AP50, macro
-    rates and summed counts per confidence, mean_accuracy) of one detector on `valid`."""
+    rates and summed counts per confidence, mean_accuracy) of one detector on `valid`; with `input_size`
+    (the test input's short side and long-side cap) also AP and recall by box size there."""
     preds = remap_predictions(predict_split(detector, valid, images_per_forward, 0.0), detector.classes, gt)
     scores = max_scores(gt, preds)
     long_rows: list[dict[str, Any]] = []
@@ -191,6 +198,9 @@ def evaluate_detector(
     summary["mean_accuracy"] = float(np.mean(accuracies))
     ap = coco_ap(gt, preds)
     summary["AP"], summary["AP50"] = float(ap["AP"]), float(ap["AP50"])
+    if input_size is not None:
+        by_size = by_size_summary(coco_ap_by_size(gt, preds, *input_size))
+        summary.update({k: v for k, v in by_size.items() if k.startswith(("AP_", "recall50_"))})
     return summary, long_rows
 
 
@@ -286,7 +296,13 @@ def finish_trial(
     shutil.move(str(run.result.checkpoints[p.max_iter]), checkpoint)
     detector = backend.load(checkpoint)
     summary, long_rows = evaluate_detector(
-        detector, valid, gt, classes, settings.confidences, settings.detection.images_per_forward
+        detector,
+        valid,
+        gt,
+        classes,
+        settings.confidences,
+        settings.detection.images_per_forward,
+        (settings.train.min_size_test, settings.train.max_size_test),
     )
     row = {
         "trial": p.key,

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from creative_assets.detection.baseline import BaselineVerdict
+from creative_assets.detection.box_stats import SIZE_BIN_NAMES, SIZE_BINS_PX
 from creative_assets.layout import DataRoot
 from creative_assets.settings import Settings
 
@@ -76,6 +77,20 @@ def training_seconds(trials: pd.DataFrame) -> float:
     alone = trials["shared_run"].fillna("") == ""
     shared = trials[~alone].groupby("shared_run")["train_seconds"].max().sum()
     return float(trials.loc[alone, "train_seconds"].sum() + shared)
+
+
+def by_size_frame(trial: pd.Series) -> pd.DataFrame:
+    """A trial's valid AP and recall at IoU 0.5 by box size, one row per size bin (`box_stats.SIZE_BINS_PX`)."""
+    return pd.DataFrame(
+        [
+            {
+                "size": f"{name} ({lo}+ px)",
+                "AP": float(trial.get(f"AP_{name}", np.nan)),
+                "recall50": float(trial.get(f"recall50_{name}", np.nan)),
+            }
+            for name, lo in zip(SIZE_BIN_NAMES, (0, *SIZE_BINS_PX), strict=True)
+        ]
+    )
 
 
 def best_confidence(best: pd.Series, confidences: Sequence[float]) -> tuple[int, float]:

@@ -136,7 +136,9 @@ class TorchvisionBackend(DetectorBackend):
             note = f"{settings.weights} ({counts['loaded']} tensors loaded, {counts['skipped']} initialised)"
         model.to(device).train()
 
-        dataset = CocoDetectionDataset(train, classes, settings.min_size_train, settings.max_size_train)
+        dataset = CocoDetectionDataset(
+            train, classes, settings.min_size_train, settings.max_size_train, augmentations=settings.augment
+        )
         loader = DataLoader(
             dataset,
             batch_size=settings.ims_per_batch,

@@ -87,6 +87,11 @@ def test_coco_datasets_for_a_brand_object_key_writes_three_valid_coco_splits(
         assert {c["name"] for c in coco.loadCats(coco.getCatIds())} <= {"logo", "product", "brand_cue"}
     assert int(table["images"].sum()) == run.meta("labelled_images")
     assert str(run.meta("samples")).count("data:image/png;base64,") == 1
+    # the box-size table counts every training box (pooled row when there are several categories)
+    train_boxes = int(table.loc[table["split"] == "train", "annotations"].iloc[0])
+    sizes = str(run.meta("box_sizes"))
+    assert "under_16px" in sizes
+    assert f"| {train_boxes} |" in sizes
 
 
 def test_a_pair_without_labels_materialises_as_no_labels(

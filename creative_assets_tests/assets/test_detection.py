@@ -61,6 +61,7 @@ def test_thresholds_give_each_class_a_swept_value_shown_in_metadata(
         assert thresholds.meta(f"threshold_{row.class_name}") == row.threshold
         assert thresholds.meta(f"test_accuracy_{row.class_name}") == row.test_accuracy
         assert "data:image/png;base64," in thresholds.meta(f"curve_{row.class_name}")
+    assert "recall50_at_threshold" in thresholds.meta("test_by_size")
 
 
 def test_thresholds_of_a_no_model_pair_are_an_empty_table_with_the_schema(

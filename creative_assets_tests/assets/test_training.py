@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 
 from creative_assets.assets.datasets import coco_datasets
 from creative_assets.assets.training import chosen_model, grid_search
@@ -62,6 +63,8 @@ def test_grid_search_has_a_row_per_trial_and_names_the_best_mean_accuracy(grid: 
     assert grid.meta("best_mean_accuracy") == pytest.approx(by_hand.max())
     for plot in ("accuracy_heatmaps", "best_confusion_matrices"):
         assert grid.meta(plot).startswith("![") and "data:image/png;base64," in grid.meta(plot)
+    by_size = grid.meta("best_by_size")
+    assert all(f"| {name} (" in by_size for name in ("tiny", "small", "medium", "large"))
     # the heat maps outline the chosen trial's cell (best mean accuracy, above), and the metadata names it
     assert grid.meta("heatmap_marked_cell") == (
         f"MAX_ITER={best['max_iter']} BATCH_SIZE_PER_IMAGE={best['batch_size_per_image']} "
@@ -94,6 +97,13 @@ def test_chosen_model_publishes_the_grids_best_trial(
     assert absent == pytest.approx(row["always_absent_accuracy"])
     assert run.checks["beats_haar"].passed
     assert run.checks["beats_haar"].metadata["haar"].value == "n/a (not face/smile)"
+    # the lineage says which anchors the model was trained with, and they are the checkpoint's
+    lineage = run.meta("lineage")
+    anchors = lineage["label_fit"]["anchors"]
+    trained_with = anchors["sizes"] if anchors["changed"] else None  # None: the architecture's own
+    assert lineage["train_settings"]["anchor_sizes"] == trained_with
+    saved = torch.load(root / row["checkpoint"], map_location="cpu", weights_only=True)
+    assert saved["train_settings"]["anchor_sizes"] == trained_with
 
 
 def test_chosen_model_says_in_words_whether_it_beats_always_absent_on_the_test_split(

@@ -8,14 +8,12 @@ import json
 import numpy as np
 import pytest
 
+from creative_assets.detection.augmentation import augment, hflip_boxes, resize_shortest_edge_shape
 from creative_assets.detection.coco_data import (
     CocoDetectionDataset,
     InfiniteTrainingSampler,
-    augment,
-    hflip_boxes,
     load_records,
     read_bgr,
-    resize_shortest_edge_shape,
 )
 from creative_assets_tests.support.coco_builders import write_toy_coco
 

@@ -310,3 +310,36 @@ def test_coco_weights_that_cannot_be_fetched_raise_a_clear_error(split, tmp_path
     settings = SETTINGS.model_copy(update={"weights": "coco"})
     with pytest.raises(WeightsUnavailableError, match=r"cannot get the coco weights.*train\.weights"):
         Detectron2Backend(device="cpu").train(split, CLASSES, PARAMS, settings, tmp_path / "out")
+
+
+def test_fitted_anchors_reach_the_anchor_generator_one_size_list_per_fpn_level(tmp_path):
+    anchors = {"anchor_sizes": [[12], [24], [48], [96], [192]], "aspect_ratios": [0.8, 1.0, 1.25]}
+    cfg = build_config(SETTINGS.model_copy(update=anchors), CLASSES, PARAMS, tmp_path)
+    assert cfg.MODEL.ANCHOR_GENERATOR.SIZES == anchors["anchor_sizes"]
+    assert cfg.MODEL.ANCHOR_GENERATOR.ASPECT_RATIOS == [anchors["aspect_ratios"]]
+    from detectron2.modeling import build_model as d2_build_model
+
+    generator = d2_build_model(cfg).proposal_generator.anchor_generator
+    # the model built from the config (as a checkpoint's cfg is at load time) places those anchors
+    assert [round(float(a[:, 2].sub(a[:, 0]).max())) for a in generator.cell_anchors] == [
+        round(s[0] * 1.25**0.5) for s in anchors["anchor_sizes"]
+    ]
+
+
+def test_the_training_mapper_applies_the_shared_augmentation_with_boxes_on_the_object(split):
+    from creative_assets.detection.detectron2_backend.data import AugmentingMapper
+    from creative_assets.settings import AugmentSettings
+
+    augment = AugmentSettings(
+        scale_jitter_prob=1.0, blur_prob=1.0, jpeg_prob=1.0, color_prob=1.0, cutout_prob=0.0
+    )
+    mapper = AugmentingMapper(SETTINGS.model_copy(update={"augment": augment}))
+    record = DatasetCatalog.get(register_coco_split(split, CLASSES))[0]
+    np.random.seed(0)
+    sample = mapper(record)
+    image = sample["image"].numpy().transpose(1, 2, 0)  # BGR, as detectron2's INPUT.FORMAT
+    assert sample["instances"].image_size == image.shape[:2] == (sample["height"], sample["width"])
+    assert sample["instances"].gt_classes.tolist() == [0]
+    x0, y0, x1, y1 = sample["instances"].gt_boxes.tensor[0].round().int().tolist()
+    b, g, r = (image[y0:y1, x0:x1, k].astype(int) for k in range(3))
+    assert ((r - np.maximum(b, g)) > 40).mean() > 0.5  # the red logo is inside its box

@@ -203,3 +203,54 @@ def test_coco_ap_is_nan_for_class_without_ground_truth(box_gt):
 
 def test_coco_ap_without_detections_is_nan_for_class_without_ground_truth(box_gt):
     assert math.isnan(coco_ap(box_gt, {})["AP/smile"])
+
+
+def test_coco_ap_by_size_bins_boxes_by_their_size_at_the_input(tmp_path):
+    from creative_assets.detection.evaluation import coco_ap_by_size
+
+    # 640×480 at a 160 px input: 30, 90, 150 and 300 px squares are 10, 30, 50 and 100 px there,
+    # one per bin; only the smallest and the largest are found.
+    squares = [30, 90, 150, 300]
+    gt = load_ground_truth(
+        write_coco(
+            tmp_path / "test.json",
+            images=[(1, "a.jpg")],
+            boxes=[
+                (1, 1, [200 - s / 2 if s < 300 else 320, 10 + 160 * (k % 3), s, s])
+                for k, s in enumerate(squares)
+            ],
+            categories=[(1, "logo")],
+            size=(640, 480),
+        )
+    )
+    found = [a["bbox"] for a in gt.coco.dataset["annotations"] if a["bbox"][2] in (30, 300)]
+    p = {1: preds(*[([x, y, x + w, y + h], 0.9, 0) for x, y, w, h in found])}
+    table = coco_ap_by_size(gt, p, short_edge=160, max_size=1000).set_index("size")
+    assert table["boxes"].tolist() == [1, 1, 1, 1]
+    assert table.loc["tiny", "AP"] == pytest.approx(1.0)
+    assert table.loc["large", "AP"] == pytest.approx(1.0)
+    assert table.loc["small", "recall50"] == 0.0
+    assert table.loc["medium", "AP"] == 0.0
+    # at the full 480 px input every box is 30 px or more: none is tiny
+    full = coco_ap_by_size(gt, p, short_edge=480, max_size=1000).set_index("size")
+    assert full.loc["tiny", "boxes"] == 0 and math.isnan(full.loc["tiny", "AP"])
+
+
+def test_by_size_at_thresholds_counts_only_detections_above_the_class_threshold(tmp_path):
+    from creative_assets.detection.evaluation import by_size_at_thresholds
+
+    gt = load_ground_truth(
+        write_coco(
+            tmp_path / "test.json",
+            images=[(1, "a.jpg")],
+            boxes=[(1, 1, [0, 0, 30, 30]), (1, 1, [300, 200, 300, 270])],
+            categories=[(1, "logo")],
+            size=(640, 480),
+        )
+    )
+    # the tiny box is found with a low score, the large one with a high score
+    p = {1: preds(([0, 0, 30, 30], 0.3, 0), ([300, 200, 600, 470], 0.9, 0))}
+    table = by_size_at_thresholds(gt, p, {"logo": 0.5}, 160, 1000).set_index("size")
+    assert table.loc["tiny", "AP"] == pytest.approx(1.0)
+    assert table.loc["tiny", "recall50_at_threshold"] == 0.0
+    assert table.loc["large", "recall50_at_threshold"] == 1.0

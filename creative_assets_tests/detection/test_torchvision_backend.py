@@ -277,3 +277,28 @@ def test_auto_device_follows_cuda_availability():
     if not torch.cuda.is_available():
         with pytest.raises(BackendUnavailableError, match="train.device"):
             resolve_device("cuda")
+
+
+def test_a_checkpoint_is_rebuilt_with_the_anchors_it_was_trained_with(tmp_path):
+    split = write_toy_coco(tmp_path / "data")
+    anchors = {"anchor_sizes": [[10, 14], [20, 28], [40, 56]], "aspect_ratios": [0.8, 1.0, 1.25]}
+    result = TorchvisionBackend("cpu").train(
+        split, CLASSES, TrialParams(1, 16), smoke_train(tmp_path, **anchors), tmp_path / "run"
+    )
+    detector = TorchvisionBackend("cpu").load(result.checkpoints[1])
+    generator = detector.model.rpn.anchor_generator
+    assert [list(s) for s in generator.sizes] == anchors["anchor_sizes"]
+    assert [list(r) for r in generator.aspect_ratios] == [anchors["aspect_ratios"]] * 3
+    default = TorchvisionBackend("cpu").train(
+        split, CLASSES, TrialParams(1, 16), smoke_train(tmp_path), tmp_path / "default"
+    )
+    assert TorchvisionBackend("cpu").load(default.checkpoints[1]).model.rpn.anchor_generator.sizes[0] == (
+        16,
+        24,
+    )
+
+
+def test_anchors_of_another_layout_are_refused(tmp_path):
+    settings = smoke_train(tmp_path, anchor_sizes=[[10], [20], [40]])
+    with pytest.raises(ValueError, match="layout of tiny"):
+        build_model("tiny", 2, settings, 16)

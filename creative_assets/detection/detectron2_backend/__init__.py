@@ -13,6 +13,9 @@ detectron2 is not on the package index; this package is imported only where `imp
   FPN yaml with detectron2's own keys: MODEL.RESNETS.DEPTH 18 (BasicBlock, RES2_OUT_CHANNELS 64), a
   64-channel FPN, anchors 16–256 px on P2–P6 for images of 100–300 px, a 256-wide box head and one RoIAlign
   sample per bin. Same heads and losses as the X101 model; about 12 M parameters instead of 60 M.
+- Augmentation: the training loader maps each record through `augmentation.augment` (`AugmentingMapper`), the
+  same resize, flip and `train.augment` steps the torchvision backend trains with, in place of
+  detectron2's DatasetMapper.
 - Data: each COCO split is registered with `register_coco_instances` under a name derived from its file,
   image root and classes (`register_coco_split`, idempotent). Images without boxes stay in as negatives
   (DATALOADER.FILTER_EMPTY_ANNOTATIONS = False): presence accuracy counts them, and the torchvision backend
@@ -61,6 +64,7 @@ from creative_assets.detection.detectron2_backend.engine import (
     CreativeAssetsTrainer,
     SnapshotHook,
     fast_coco_eval_available,
+    trainer_for,
 )
 from creative_assets.detection.detectron2_backend.predictor import Detectron2Detector, default_predictor_loop
 from creative_assets.detection.runtime import resolve_device, seed_everything, training_loader_workers
@@ -110,7 +114,7 @@ class Detectron2Backend(DetectorBackend):
         cfg.freeze()
 
         seed_everything(settings.seed)
-        trainer = CreativeAssetsTrainer(cfg)
+        trainer = trainer_for(settings)(cfg)
         trainer.resume_or_load(resume=False)  # loads MODEL.WEIGHTS (coco / imagenet / .pkl), if any
         note = settings.weights
         if local is not None:

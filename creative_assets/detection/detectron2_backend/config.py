@@ -13,6 +13,7 @@ from detectron2.utils.file_io import PathManager
 
 from creative_assets.detection.architectures import UnknownArchitectureError, WeightsUnavailableError
 from creative_assets.detection.backend import TrialParams
+from creative_assets.detection.label_fit import DEFAULT_ANCHORS, anchors_of, check_anchor_layout
 from creative_assets.settings import TrainSettings
 
 CHECKPOINT_FORMAT = "creative_assets.detectron2/1"
@@ -30,7 +31,7 @@ ARCHITECTURE_OVERRIDES: dict[str, dict[str, Any]] = {
         "MODEL.RESNETS.DEPTH": 18,
         "MODEL.RESNETS.RES2_OUT_CHANNELS": 64,
         "MODEL.FPN.OUT_CHANNELS": 64,
-        "MODEL.ANCHOR_GENERATOR.SIZES": [[16], [32], [64], [128], [256]],
+        "MODEL.ANCHOR_GENERATOR.SIZES": [list(level) for level in DEFAULT_ANCHORS["resnet18"]],
         "MODEL.ROI_BOX_HEAD.FC_DIM": 256,
         "MODEL.ROI_BOX_HEAD.POOLER_SAMPLING_RATIO": 1,
     },
@@ -124,6 +125,12 @@ def build_config(
     cfg.MODEL.RPN.POST_NMS_TOPK_TEST = settings.rpn_post_nms_top_n_test
     cfg.MODEL.RPN.BATCH_SIZE_PER_IMAGE = settings.rpn_batch_size_per_image
     cfg.TEST.DETECTIONS_PER_IMAGE = settings.detections_per_image
+    if settings.anchor_sizes is not None or settings.aspect_ratios is not None:
+        # one size list per FPN level (P2–P6), the same ratios on every level; the checkpoint's cfg keeps them
+        check_anchor_layout(settings)
+        sizes, ratios = anchors_of(settings)
+        cfg.MODEL.ANCHOR_GENERATOR.SIZES = [list(level) for level in sizes]
+        cfg.MODEL.ANCHOR_GENERATOR.ASPECT_RATIOS = [list(ratios)]
 
     cfg.SOLVER.IMS_PER_BATCH = settings.ims_per_batch
     cfg.SOLVER.BASE_LR = settings.scaled_base_lr()

@@ -1,4 +1,5 @@
-"""COCO splits in detectron2's dataset catalog, registered idempotently under a name derived from the split."""
+"""COCO splits in detectron2's dataset catalog (registered idempotently under a name derived from the split), and
+the training mapper that applies this project's augmentation (`augmentation.py`, the torchvision backend's too)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,18 @@ import hashlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+import numpy as np
+import torch
 from detectron2.data import DatasetCatalog
 from detectron2.data.datasets import register_coco_instances
+from detectron2.structures import Boxes, BoxMode, Instances
 
+from creative_assets.detection.augmentation import augment
 from creative_assets.detection.backend import CocoSplit
+from creative_assets.detection.coco_data import read_bgr
+from creative_assets.settings import TrainSettings
 
 DATASET_PREFIX = "creative_assets_"
 
@@ -49,3 +57,41 @@ def register_coco_split(split: CocoSplit, classes: Sequence[str]) -> str:
         }
         register_coco_instances(name, metadata, str(json_path), str(Path(split.image_root).resolve()))
     return name
+
+
+class AugmentingMapper:
+    """A dataset dict → detectron2 training input (BGR image tensor + Instances) through `augmentation.augment`.
+
+    Its random draws come from a generator seeded from numpy's global RNG, which detectron2 seeds (SEED, and per
+    loader worker), so a run stays reproducible for a seed.
+    """
+
+    def __init__(self, settings: TrainSettings) -> None:
+        self.settings = settings
+
+    def __call__(self, record: dict[str, Any]) -> dict[str, Any]:
+        rng = np.random.default_rng(np.random.randint(0, 2**31 - 1))
+        annotations = [a for a in record.get("annotations", []) if not a.get("iscrowd", 0)]
+        boxes = np.array(
+            [BoxMode.convert(a["bbox"], a["bbox_mode"], BoxMode.XYXY_ABS) for a in annotations],
+            dtype=np.float32,
+        ).reshape(-1, 4)
+        image, boxes = augment(
+            read_bgr(record["file_name"]),
+            boxes,
+            rng,
+            self.settings.min_size_train,
+            self.settings.max_size_train,
+            self.settings.augment,
+        )
+        instances = Instances(image.shape[:2])
+        instances.gt_boxes = Boxes(torch.from_numpy(boxes))
+        instances.gt_classes = torch.tensor([int(a["category_id"]) for a in annotations], dtype=torch.int64)
+        return {
+            "file_name": record["file_name"],
+            "image_id": record["image_id"],
+            "height": image.shape[0],
+            "width": image.shape[1],
+            "image": torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))),
+            "instances": instances,
+        }

@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 from detectron2.config import CfgNode
+from detectron2.data import build_detection_train_loader
 from detectron2.engine import DefaultTrainer, HookBase, hooks
 from detectron2.evaluation import COCOEvaluator
 from detectron2.modeling import build_model
@@ -18,7 +19,9 @@ from detectron2.utils.events import CommonMetricPrinter, JSONWriter
 
 from creative_assets.detection.backend import ProgressFn
 from creative_assets.detection.checkpoint import checkpoint_name, write_checkpoint
+from creative_assets.detection.detectron2_backend.data import AugmentingMapper
 from creative_assets.detection.solver import warmup_multistep_factor
+from creative_assets.settings import TrainSettings
 
 
 def fast_coco_eval_available() -> bool:
@@ -74,7 +77,18 @@ class SnapshotHook(HookBase):
 
 
 class CreativeAssetsTrainer(DefaultTrainer):
-    """`DefaultTrainer` with COCO evaluation, absolute-iteration LR steps and quiet model building."""
+    """`DefaultTrainer` with COCO evaluation, absolute-iteration LR steps, quiet model building and, when made by
+    `trainer_for`, this project's training augmentation."""
+
+    # DefaultTrainer builds its loader in __init__ from a classmethod, so the settings ride on the class
+    train_settings: TrainSettings | None = None
+
+    @classmethod
+    def build_train_loader(cls, cfg: CfgNode) -> Any:
+        """detectron2's loader; the mapper is `AugmentingMapper` (the augmentation both backends share)."""
+        if cls.train_settings is None:
+            return super().build_train_loader(cfg)
+        return build_detection_train_loader(cfg, mapper=AugmentingMapper(cls.train_settings))
 
     @classmethod
     def build_model(cls, cfg: CfgNode) -> torch.nn.Module:
@@ -113,3 +127,8 @@ class CreativeAssetsTrainer(DefaultTrainer):
     def build_hooks(self) -> list[HookBase]:
         """DefaultTrainer's hooks less its PeriodicCheckpointer (snapshots are taken by `SnapshotHook`)."""
         return [h for h in super().build_hooks() if not isinstance(h, hooks.PeriodicCheckpointer)]
+
+
+def trainer_for(settings: TrainSettings) -> type[CreativeAssetsTrainer]:
+    """A `CreativeAssetsTrainer` class whose training loader augments as `settings` ask."""
+    return type("CreativeAssetsTrainer", (CreativeAssetsTrainer,), {"train_settings": settings})
