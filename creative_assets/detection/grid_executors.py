@@ -20,7 +20,7 @@ import multiprocessing
 import queue
 import shutil
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,7 @@ from creative_assets.detection.grid import (
     GridResult,
     LogFn,
     TrainingRun,
+    TrialPlan,
     finish_trial,
     finished_trial,
     plan_trials,
@@ -256,6 +257,32 @@ def run_in_processes(
     return errors
 
 
+def plan_grid(
+    train: CocoSplit,
+    valid: CocoSplit,
+    classes: Sequence[str],
+    settings: Settings,
+    out_dir: Path,
+    prefix_stable: bool,
+    say: LogFn,
+) -> tuple[TrialPlan, GridJob, list[list[TrialParams]]]:
+    """What every grid executor does first: plan the trials not finished in `out_dir`, the job the units of
+    work share, and the training runs (one per ROI batch size when snapshots are prefix-stable and
+    `train.share_grid_prefix` is on); each run is logged once."""
+    plan = plan_trials(settings, train, valid, classes, out_dir / "trials", say)
+    job = GridJob(train, valid, list(classes), settings, out_dir, plan.fingerprints)
+    runs = training_groups(plan.todo, settings.train.share_grid_prefix and prefix_stable)
+    for planned in runs:
+        if len(planned) > 1:
+            snapshots = [p.max_iter for p in planned[:-1]]
+            say(
+                f"run {run_label(planned)}: training to {planned[-1].max_iter} iterations, snapshots at {snapshots}"
+            )
+        else:
+            say(f"trial {planned[0].key}: training")
+    return plan, job, runs
+
+
 def run_grid(
     backend: DetectorBackend,
     train: CocoSplit,
@@ -277,10 +304,7 @@ def run_grid(
     check_retries(max_retries)
     say = log or (lambda _msg: None)
     out_dir = Path(out_dir)
-    plan = plan_trials(settings, train, valid, classes, out_dir / "trials", say)
-    job = GridJob(train, valid, list(classes), settings, out_dir, plan.fingerprints)
-    share = settings.train.share_grid_prefix and backend.prefix_stable
-    runs = training_groups(plan.todo, share)
+    plan, job, runs = plan_grid(train, valid, classes, settings, out_dir, backend.prefix_stable, say)
     total = sum(r[-1].max_iter for r in runs)
     done = [0] * len(runs)
 
@@ -288,15 +312,6 @@ def run_grid(
         done[index] = iterations
         if progress is not None:
             progress(sum(done), total, info)
-
-    for planned in runs:
-        if len(planned) > 1:
-            snapshots = [p.max_iter for p in planned[:-1]]
-            say(
-                f"run {run_label(planned)}: training to {planned[-1].max_iter} iterations, snapshots at {snapshots}"
-            )
-        else:
-            say(f"trial {planned[0].key}: training")
 
     workers = parallel_runs if parallel_runs is not None else settings.grid.parallel_runs
     if workers > 1 and multiprocessing.current_process().daemon:

@@ -30,8 +30,15 @@ from creative_assets.detection.failure_policy import (
     check_retries,
     reason_of,
 )
-from creative_assets.detection.grid import GridResult, LogFn, plan_trials, training_groups
-from creative_assets.detection.grid_executors import GridJob, assemble_grid, error_rows, run_label, train_run
+from creative_assets.detection.grid import GridResult, LogFn
+from creative_assets.detection.grid_executors import (
+    GridJob,
+    assemble_grid,
+    error_rows,
+    plan_grid,
+    run_label,
+    train_run,
+)
 from creative_assets.detection.registry import backend_by_name
 from creative_assets.execution.ray_cluster import cluster_gpus, connect, import_ray
 from creative_assets.settings import Settings
@@ -102,10 +109,8 @@ def run_grid_ray(
     train = CocoSplit(Path(train.json_path).resolve(), Path(train.image_root).resolve())
     valid = CocoSplit(Path(valid.json_path).resolve(), Path(valid.image_root).resolve())
 
-    plan = plan_trials(settings, train, valid, classes, out_dir / "trials", say)
-    grid = GridJob(train, valid, list(classes), settings, out_dir, plan.fingerprints)
-    share = settings.train.share_grid_prefix and backend_by_name(backend_name, settings.train).prefix_stable
-    groups = training_groups(plan.todo, share)
+    prefix_stable = backend_by_name(backend_name, settings.train).prefix_stable
+    plan, grid, groups = plan_grid(train, valid, classes, settings, out_dir, prefix_stable, say)
     errors: list[dict[str, str]] = []
     if groups:
         job = _TuneJob(
@@ -131,12 +136,6 @@ def _tune(
         job = replace(job, threads=None)
     runs = job.runs
     say(f"{len(runs)} training runs as Ray Tune trials, each with {resources}")
-    for name, trials in runs.items():
-        if len(trials) > 1:
-            snapshots = [m for m, _ in trials[:-1]]
-            say(f"run {name}: training to {trials[-1][0]} iterations, snapshots at {snapshots}")
-        else:
-            say(f"trial {name}: training")
     storage = job.grid.out_dir / TUNE_FOLDER
     shutil.rmtree(storage, ignore_errors=True)  # left by a killed driver; resuming goes by the trial files
     tuner = tune.Tuner(
