@@ -72,10 +72,9 @@ def test_grid_search_has_a_row_per_trial_and_names_the_best_mean_accuracy(grid: 
     )
 
 
-def test_chosen_model_publishes_the_grids_best_trial(
-    root: Path, datasets: pd.DataFrame, grid: Invocation
-) -> None:
-    run = invoke(
+def choose(root: Path, datasets: pd.DataFrame, grid: Invocation) -> Invocation:
+    """chosen_model of acme|branding over the grid, handed in memory."""
+    return invoke(
         chosen_model,
         pair_context(BRAND, "branding"),
         settings=smoke_settings(root),
@@ -83,6 +82,12 @@ def test_chosen_model_publishes_the_grids_best_trial(
         grid_search=grid.value,
         coco_datasets=datasets,
     )
+
+
+def test_chosen_model_publishes_the_grids_best_trial(
+    root: Path, datasets: pd.DataFrame, grid: Invocation
+) -> None:
+    run = choose(root, datasets, grid)
 
     (row,) = run.value.to_dict("records")
     assert row["status"] == "model" and row["trial"] == grid.meta("best_trial") == run.meta("trial")
@@ -109,14 +114,7 @@ def test_chosen_model_publishes_the_grids_best_trial(
 def test_chosen_model_says_in_words_whether_it_beats_always_absent_on_the_test_split(
     root: Path, datasets: pd.DataFrame, grid: Invocation
 ) -> None:
-    run = invoke(
-        chosen_model,
-        pair_context(BRAND, "branding"),
-        settings=smoke_settings(root),
-        model_store=model_store(root),
-        grid_search=grid.value,
-        coco_datasets=datasets,
-    )
+    run = choose(root, datasets, grid)
 
     (row,) = run.value.to_dict("records")
     test = load_ground_truth(root / datasets.set_index("split").loc["test", "json_path"])
