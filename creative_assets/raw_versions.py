@@ -64,13 +64,20 @@ class BrandVersions:
     labels: str
 
 
+def creatives_version(root: DataRoot, brand: str) -> str | None:
+    """Data version of `raw/<brand>/creatives/` (None while it cannot be listed)."""
+    return tree_version(root.creatives(brand))
+
+
+def labels_version(root: DataRoot, brand: str) -> str:
+    """Data version of `raw/<brand>/labels/` (ABSENT without one)."""
+    labels = root.labels(brand)
+    return (tree_version(labels) or ABSENT) if labels.exists() else ABSENT
+
+
 def brand_versions(root: DataRoot, brand: str) -> BrandVersions:
     """Data versions of `raw/<brand>/creatives/` and `raw/<brand>/labels/`."""
-    labels = root.labels(brand)
-    return BrandVersions(
-        creatives=tree_version(root.creatives(brand)),
-        labels=(tree_version(labels) or ABSENT) if labels.exists() else ABSENT,
-    )
+    return BrandVersions(creatives=creatives_version(root, brand), labels=labels_version(root, brand))
 
 
 def impressions_version(root: DataRoot) -> str:

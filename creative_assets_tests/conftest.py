@@ -13,6 +13,7 @@ import pytest
 from creative_assets.demo.synthetic import generate_demo_data
 from creative_assets.instance_config import ensure_dagster_home
 from creative_assets.settings import Settings, load_settings
+from creative_assets_tests.support.smoke_objects import SMOKE_SETTINGS
 
 SMOKE_BRANDS = ("acme", "globex")
 
@@ -25,14 +26,6 @@ class SmokePipeline:
     dagster_home: Path
     settings: Settings
     instance: dg.DagsterInstance
-
-
-# Two objects keep the session fast and still cover a multi-class model and a pooled one.
-SMOKE_SETTINGS = """\
-objects:
-  - {name: branding, categories: [logo, product, brand_cue]}
-  - {name: face, categories: [face, smile], pooled: true}
-"""
 
 
 # Object partitions are read from the settings when the code location is imported, so the session's data

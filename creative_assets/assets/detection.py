@@ -1,5 +1,7 @@
 """Detection: per-class thresholds per brand × object, then every creative through every chosen model."""
 
+from itertools import islice
+
 import dagster as dg
 import pandas as pd
 
@@ -203,9 +205,9 @@ def model_specs(cfg: Settings, chosen: list[pd.DataFrame], thresholds: list[pd.D
 def _overlay_samples(root: DataRoot, detections: pd.DataFrame, max_megapixels: float, limit: int = 3) -> str:
     shown = detections[detections["above_threshold"]]
     parts = []
-    for creative, group in list(shown.groupby(["creative_id", "frame_index"], dropna=False, sort=True))[
-        :limit
-    ]:
+    for creative, group in islice(
+        shown.groupby(["creative_id", "frame_index"], dropna=False, sort=True), limit
+    ):
         first = group.iloc[0]
         if pd.isna(first["frame_index"]):
             path = root.creatives(str(first["brand"])) / str(first["creative_id"])

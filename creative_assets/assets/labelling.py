@@ -11,7 +11,8 @@ from creative_assets.assets.metadata import preview
 from creative_assets.labels.export import export_task, validate_task
 from creative_assets.labels.queue import LABELLING_QUEUE, brand_images, impression_weights
 from creative_assets.labels.queue import labelling_queue as build_queue
-from creative_assets.layout import DataRoot
+from creative_assets.layout import DataRoot, PathEscapeError
+from creative_assets.media.decode import ImageDecodeError, decode_file
 from creative_assets.partitions import brand_object_partitions, split_partition_key
 from creative_assets.reporting.plots import detections_overlay, image_grid, markdown_image
 from creative_assets.resources.settings_resource import SettingsResource
@@ -32,7 +33,9 @@ def _detections_frame(root: DataRoot, value) -> pd.DataFrame:
     return value
 
 
-def _top_items_grid(root: DataRoot, queue: pd.DataFrame, detections: pd.DataFrame) -> str | None:
+def _top_items_grid(
+    root: DataRoot, queue: pd.DataFrame, detections: pd.DataFrame, max_megapixels: float
+) -> str | None:
     """The first queued images with every above-threshold box the brand's models drew, as markdown."""
     import cv2
 
@@ -40,14 +43,16 @@ def _top_items_grid(root: DataRoot, queue: pd.DataFrame, detections: pd.DataFram
     frame = shown["frame_index"].astype("Int64").fillna(-1).astype("int64")
     images, captions = [], []
     for row in queue.head(GRID_ITEMS).itertuples(index=False):
-        pixels = cv2.imread(str(root.resolve_inside(str(row.image_path))))
-        if pixels is None:
+        try:  # the one decoder every stage uses (pixel budget, EXIF orientation, no crash on odd files)
+            decoded = decode_file(root.resolve_inside(str(row.image_path)), max_megapixels)
+        except (ImageDecodeError, PathEscapeError):
             continue
         index = -1 if pd.isna(row.frame_index) else int(row.frame_index)
         boxes = shown[(shown["creative_id"] == row.creative_id) & (frame == index)]
+        scale = [decoded.scale_x, decoded.scale_y, decoded.scale_x, decoded.scale_y]
         png = detections_overlay(
-            pixels,
-            boxes[["x_min", "y_min", "x_max", "y_max"]].to_numpy(),
+            decoded.image,
+            boxes[["x_min", "y_min", "x_max", "y_max"]].to_numpy() / scale,
             boxes["class_name"].astype(str).tolist(),
             boxes["score"].to_numpy(),
         )
@@ -139,7 +144,7 @@ def labelling_queue(
             "re-materialise detections for an up-to-date queue"
         )
         context.log.warning(meta["warning"])
-    grid = _top_items_grid(root, queue, all_detections)
+    grid = _top_items_grid(root, queue, all_detections, cfg.media.max_megapixels)
     if grid:
         meta["top_items"] = dg.MetadataValue.md(grid)
     return dg.Output(queue, metadata=meta)

@@ -8,7 +8,7 @@ assets that read the files stale and, through declarative automation, reruns the
 import dagster as dg
 
 from creative_assets.partition_keys import BRAND_PARTITIONS_NAME, brand_partitions
-from creative_assets.raw_versions import brand_versions, impressions_version
+from creative_assets.raw_versions import creatives_version, impressions_version, labels_version
 from creative_assets.resources.settings_resource import SettingsResource
 
 GROUP = "raw"
@@ -22,7 +22,7 @@ def _known_brands(context) -> list[str]:
 def raw_creatives(context, settings: SettingsResource) -> dg.DataVersionsByPartition:
     """Files under raw/<brand>/creatives/ (path, size, modification time); unversioned while unreadable."""
     root = settings.root()
-    versions = {b: brand_versions(root, b).creatives for b in _known_brands(context)}
+    versions = {b: creatives_version(root, b) for b in _known_brands(context)}
     return dg.DataVersionsByPartition({b: dg.DataVersion(v) for b, v in versions.items() if v})
 
 
@@ -31,7 +31,7 @@ def raw_labels(context, settings: SettingsResource) -> dg.DataVersionsByPartitio
     """Label files under raw/<brand>/labels/ (COCO, Azure ML exports)."""
     root = settings.root()
     return dg.DataVersionsByPartition(
-        {b: dg.DataVersion(brand_versions(root, b).labels) for b in _known_brands(context)}
+        {b: dg.DataVersion(labels_version(root, b)) for b in _known_brands(context)}
     )
 
 

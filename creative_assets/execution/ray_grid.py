@@ -13,7 +13,7 @@ write the trial files straight into `out_dir`, so on a cluster of several machin
 storage every node mounts at the same path (NFS, a mounted bucket); Tune's own bookkeeping goes to
 `out_dir/ray_tune` and is removed at the end. A failing run is retried `max_failures` times (a retry trains
 only the trials still missing); a run that still fails becomes one error row per missing trial of it in
-`RayGridResult.errors`, and those trials are absent from the table.
+`GridResult.errors`, and those trials are absent from the table.
 """
 
 from __future__ import annotations
@@ -43,12 +43,9 @@ from creative_assets.detection.registry import backend_by_name
 from creative_assets.execution.ray_cluster import cluster_gpus, connect, import_ray
 from creative_assets.settings import Settings
 
-__all__ = ["GRID_ERROR_COLUMNS", "TUNE_FOLDER", "RayGridResult", "run_grid_ray"]
+__all__ = ["GRID_ERROR_COLUMNS", "TUNE_FOLDER", "run_grid_ray"]
 
 TUNE_FOLDER = "ray_tune"
-DEFAULT_MAX_FAILURES = DEFAULT_MAX_RETRIES
-# The grid's result is the same whichever executor made it (errors included).
-RayGridResult = GridResult
 
 
 @dataclass(frozen=True)
@@ -91,8 +88,8 @@ def run_grid_ray(
     address: str | None = None,
     *,
     gpus_per_trial: float = 1.0,
-    max_failures: int = DEFAULT_MAX_FAILURES,
-) -> RayGridResult:
+    max_failures: int = DEFAULT_MAX_RETRIES,
+) -> GridResult:
     """Train and evaluate every trial of `settings.grid` not finished in `out_dir` as Ray Tune trials.
 
     `backend_name` is `torchvision` or `detectron2` (`registry.resolve_backend_name`); `address` (else

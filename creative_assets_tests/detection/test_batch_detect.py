@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from creative_assets.checksums import sha256_file
 from creative_assets.detection.backend import Predictions
 from creative_assets.detection.batch_detect import run_detection
 from creative_assets.detection.batch_rows import DeferredModels, LoadedModel
@@ -35,7 +36,6 @@ from creative_assets_tests.support.colour_brand import (
     build_brand,
     colour_models,
     manifest_row,
-    sha_of,
     write_still,
 )
 
@@ -182,7 +182,7 @@ def test_corrupt_image_is_an_error_row_and_its_batch_keeps_the_good_images(
     manifest, frames = build_brand(root)
     bad = root.creatives(BRAND) / "img/03.jpg"
     bad.write_bytes(b"\xff\xd8\xff\xe0 this is not a JPEG")
-    manifest.loc[manifest["creative_id"] == "img/03.jpg", "sha256"] = sha_of(bad)
+    manifest.loc[manifest["creative_id"] == "img/03.jpg", "sha256"] = sha256_file(bad)
     items = work_items(manifest, frames)
 
     run = detect(root, items, batch_size=100)

@@ -13,14 +13,9 @@ from creative_assets.demo.synthetic import generate_demo_data
 from creative_assets.partitions import BRAND_PARTITIONS_NAME, brand_object_key
 from creative_assets.resources.model_store import LocalModelStore
 from creative_assets.resources.settings_resource import SettingsResource
+from creative_assets_tests.support.smoke_objects import SMOKE_SETTINGS
 
 BRAND = "acme"
-# The objects the test session's partitions are built from (see conftest.py).
-SETTINGS_YAML = """\
-objects:
-  - {name: branding, categories: [logo, product, brand_cue]}
-  - {name: face, categories: [face, smile], pooled: true}
-"""
 
 
 def tiny_data_root(root: Path, brands: tuple[str, ...] = (BRAND,), impressions: bool = True) -> Path:
@@ -37,7 +32,7 @@ def tiny_data_root(root: Path, brands: tuple[str, ...] = (BRAND,), impressions: 
         video_seconds=2.0,
         impressions=impressions,
     )
-    (root / "creative_assets.yaml").write_text(SETTINGS_YAML)
+    (root / "creative_assets.yaml").write_text(SMOKE_SETTINGS)
     return root
 
 

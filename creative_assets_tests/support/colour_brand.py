@@ -3,7 +3,6 @@ real, deterministic colour-blob detector that finds them (shared by the local, s
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,6 +11,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from creative_assets.checksums import sha256_file
 from creative_assets.detection.backend import Predictions
 from creative_assets.detection.batch_rows import LoadedModel
 from creative_assets.layout import DataRoot
@@ -74,10 +74,6 @@ def colour_models(model_id: str = "m1", delay_s: float = 0.0) -> list[LoadedMode
     ]
 
 
-def sha_of(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def write_still(root: DataRoot, creative_id: str, seed: int) -> dict:
     """A 64×48 image with a filled red square, sometimes a red ring and a blue square; its manifest row."""
     image = np.full((48, 64, 3), 235, np.uint8)
@@ -105,7 +101,7 @@ def manifest_row(root: DataRoot, creative_id: str, media_type: str, path: Path, 
         "frame_count": pd.NA,
         "duration_s": np.nan,
         "bytes": path.stat().st_size if path.exists() else 0,
-        "sha256": sha_of(path) if path.exists() else "0" * 64,
+        "sha256": sha256_file(path) if path.exists() else "0" * 64,
     }
     row.update(extra)
     return row
