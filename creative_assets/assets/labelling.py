@@ -9,7 +9,13 @@ import pandas as pd
 from creative_assets.assets.declare import table_assets
 from creative_assets.assets.metadata import preview
 from creative_assets.labels.export import export_task, validate_task
-from creative_assets.labels.queue import LABELLING_QUEUE, brand_images, impression_weights
+from creative_assets.labels.queue import (
+    LABELLING_QUEUE,
+    NO_FRAME,
+    brand_images,
+    frame_keys,
+    impression_weights,
+)
 from creative_assets.labels.queue import labelling_queue as build_queue
 from creative_assets.layout import DataRoot, PathEscapeError
 from creative_assets.media.decode import ImageDecodeError, decode_file
@@ -40,14 +46,14 @@ def _top_items_grid(
     import cv2
 
     shown = detections[detections["above_threshold"].astype(bool)]
-    frame = shown["frame_index"].astype("Int64").fillna(-1).astype("int64")
+    frame = frame_keys(shown["frame_index"])
     images, captions = [], []
     for row in queue.head(GRID_ITEMS).itertuples(index=False):
         try:  # the one decoder every stage uses (pixel budget, EXIF orientation, no crash on odd files)
             decoded = decode_file(root.resolve_inside(str(row.image_path)), max_megapixels)
         except (ImageDecodeError, PathEscapeError):
             continue
-        index = -1 if pd.isna(row.frame_index) else int(row.frame_index)
+        index = NO_FRAME if pd.isna(row.frame_index) else int(row.frame_index)
         boxes = shown[(shown["creative_id"] == row.creative_id) & (frame == index)]
         scale = [decoded.scale_x, decoded.scale_y, decoded.scale_x, decoded.scale_y]
         png = detections_overlay(

@@ -29,6 +29,7 @@ import pandas as pd
 
 from creative_assets.atomic import atomic_path, atomic_write_text
 from creative_assets.labels.importers import load_label_file
+from creative_assets.labels.queue import frame_keys
 from creative_assets.labels.resolve import ImageIndex, UnresolvedReference
 from creative_assets.layout import DataRoot
 
@@ -57,8 +58,8 @@ def pre_annotations(queue: pd.DataFrame, detections: pd.DataFrame, categories: S
         return pd.DataFrame(columns=columns)
     dets = detections[detections["above_threshold"].astype(bool) & detections["class_name"].isin(categories)]
     keys = queue[["creative_id", "frame_index", "image_path", "width", "height"]].copy()
-    dets = dets.assign(_frame=dets["frame_index"].astype("Int64").fillna(-1).astype("int64"))
-    keys = keys.assign(_frame=keys["frame_index"].astype("Int64").fillna(-1).astype("int64"))
+    dets = dets.assign(_frame=frame_keys(dets["frame_index"]))
+    keys = keys.assign(_frame=frame_keys(keys["frame_index"]))
     dets = dets.assign(creative_id=dets["creative_id"].astype(str))
     keys = keys.assign(creative_id=keys["creative_id"].astype(str))
     boxes = dets.drop(columns=["frame_index"]).merge(

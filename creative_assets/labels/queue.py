@@ -66,7 +66,12 @@ LABELLING_QUEUE = TableSchema(
 IMAGE_COLUMNS = [
     "brand", "creative_id", "media_type", "frame_index", "timestamp_s", "image_path", "width", "height",
 ]  # fmt: skip
-_NO_FRAME = -1
+NO_FRAME = -1  # the frame key of a still image
+
+
+def frame_keys(frame_index: pd.Series) -> pd.Series:
+    """Frame indices as int64 keys, NO_FRAME for a still image (frame_index <NA>), so stills and frames join."""
+    return frame_index.astype("Int64").fillna(NO_FRAME).astype("int64")
 
 
 def brand_images(manifest: pd.DataFrame, frames: pd.DataFrame) -> pd.DataFrame:
@@ -105,7 +110,7 @@ def brand_images(manifest: pd.DataFrame, frames: pd.DataFrame) -> pd.DataFrame:
 
 
 def _image_keys(df: pd.DataFrame) -> pd.MultiIndex:
-    frame = df["frame_index"].astype("Int64").fillna(_NO_FRAME).astype("int64")
+    frame = frame_keys(df["frame_index"])
     return pd.MultiIndex.from_arrays([df["creative_id"].astype(str).to_numpy(), frame.to_numpy()])
 
 
@@ -233,7 +238,7 @@ def select_queue(
         raise ValueError("size and max_frames_per_video must be positive")
     pool = scored[~scored["image_path"].astype(str).isin(set(map(str, labelled)))].reset_index(drop=True)
     creative = pool["creative_id"].astype(str).to_numpy()
-    frame = pool["frame_index"].astype("Int64").fillna(_NO_FRAME).astype("int64").to_numpy()
+    frame = frame_keys(pool["frame_index"]).to_numpy()
     priority = pool["priority"].to_numpy(dtype=np.float64)
     uncertainty = pool["uncertainty"].to_numpy(dtype=np.float64)
 
@@ -247,7 +252,7 @@ def select_queue(
     while heap and len(picks) < size:
         *_, seen, i = heapq.heappop(heap)
         chosen = taken.get(creative[i], [])
-        if frame[i] != _NO_FRAME:
+        if frame[i] != NO_FRAME:
             if len(chosen) >= max_frames_per_video or any(abs(frame[i] - f) <= stride for f in chosen):
                 continue
         if seen != len(chosen):  # the video gave a frame since this key was computed: compare again
