@@ -87,7 +87,7 @@ def run_detection(
                 try:
                     rows, failed, seen = BatchRows(models, score_floor), [], 0
                     for chunk in ahead:
-                        detect_chunk(chunk, models, score_floor, rows, failed)
+                        detect_chunk(chunk, rows, failed)
                         seen += len(chunk)
                         if attempt == 1:
                             run.within_batch(seen)
@@ -97,8 +97,9 @@ def run_detection(
                     run.batch_committed(batch.images, len(detections), len(errors))
                     break
                 except Exception as err:
-                    for _ in ahead:  # the loader decoded this batch ahead: skip what is left of it
-                        pass
+                    if attempt == 1:  # the loader decoded this batch ahead: skip what is left of it
+                        for _ in ahead:
+                            pass
                     reason = reason_of(err)
                     if attempt <= max_retries:
                         run.say(

@@ -30,7 +30,6 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from creative_assets.atomic import atomic_write_parquet
 from creative_assets.detection.batches import Batch
 from creative_assets.detection.image_loader import DecodedImage
 from creative_assets.layout import DataRoot
@@ -92,7 +91,7 @@ def commit_failed_batch(
         "reason": f"batch of {batch.images} images ({first} … {last}) failed: {reason}",
     }
     errors = DETECTION_ERRORS.conform(pd.DataFrame([row], columns=DETECTION_ERRORS.columns))
-    atomic_write_parquet(part_path(errors_dir, batch.key), to_arrow(errors, DETECTION_ERRORS.arrow_schema()))
+    write_part(part_path(errors_dir, batch.key), to_arrow(errors, DETECTION_ERRORS.arrow_schema()))
 
 
 def to_arrow(df: pd.DataFrame, schema: pa.Schema) -> pa.Table:

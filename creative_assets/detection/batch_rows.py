@@ -153,21 +153,16 @@ class BatchRows:
         return DETECTIONS.conform(df)
 
 
-def detect_chunk(
-    chunk: list[DecodedImage],
-    models: Sequence[LoadedModel],
-    score_floor: float,
-    rows: BatchRows,
-    failed: list[DecodedImage],
-) -> None:
-    """Every model's predictions on one decoded chunk of images, added to `rows`."""
+def detect_chunk(chunk: list[DecodedImage], rows: BatchRows, failed: list[DecodedImage]) -> None:
+    """Every model of `rows` on one decoded chunk of images (at its score floor), the detections added to
+    `rows` and the images that could not be decoded to `failed`."""
     good = [d for d in chunk if d.image is not None]
     failed.extend(d for d in chunk if d.image is None)
     if not good:
         return
     images = [d.image for d in good]
-    for index, model in enumerate(models):
-        predictions = model.detector.predict(images, score_floor=score_floor)
+    for index, model in enumerate(rows.models):
+        predictions = model.detector.predict(images, score_floor=rows.score_floor)
         if len(predictions) != len(images):
             raise RuntimeError(
                 f"model {model.object_name}/{model.model_id} returned {len(predictions)} results "

@@ -212,7 +212,7 @@ class DetectionWorker:
                 decoded = pending.result()
                 if i + 1 < len(chunks):
                     pending = pool.submit(decode, chunks[i + 1])
-                detect_chunk(decoded, self.models, job.score_floor, rows, failed)
+                detect_chunk(decoded, rows, failed)
         detections = rows.frame(items, key)
         errors = error_frame(failed, items, job.brand)
         commit_batch(job.out_dir, job.errors_dir, key, detections, errors)
