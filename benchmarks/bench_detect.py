@@ -184,6 +184,7 @@ def child(args: argparse.Namespace) -> None:
             images_per_forward=args.per_forward,
             score_floor=args.floor,
             loader_workers=args.workers,
+            model_threads=args.model_threads,
         )
         detections = run.rows
     seconds = time.perf_counter() - started
@@ -212,6 +213,9 @@ def main() -> None:
     parser.add_argument("--per-forward", type=int, default=8, help="images per model call (batched path)")
     parser.add_argument("--batch-size", type=int, default=50, help="creatives per committed part")
     parser.add_argument("--workers", type=int, default=1, help="DataLoader workers (batched path)")
+    parser.add_argument(
+        "--model-threads", type=int, default=None, help="threads running models side by side (batched; default: cores)"
+    )
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch threads")
     parser.add_argument("--floor", type=float, default=0.2, help="score floor")
     parser.add_argument("--paths", nargs="+", choices=PATHS, default=list(PATHS))

@@ -274,6 +274,13 @@ class DetectionSettings(_Strict):
     images_per_forward: int = Field(8, gt=0, description="images per forward pass")
     score_floor: float = Field(0.20, ge=0, lt=1, description="detections below are not kept")
     loader_workers: int = Field(2, ge=0, description="DataLoader workers decoding ahead")
+    model_threads: int | None = Field(
+        None,
+        ge=1,
+        description="on a CPU, threads running the models side by side, one torch thread each (a small "
+        "detector leaves a second core idle); None = every core this process may use, 1 = one model at a time "
+        "with train.cpu_threads. On a GPU the models always run one at a time",
+    )
 
 
 class MediaSettings(_Strict):

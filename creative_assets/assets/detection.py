@@ -292,7 +292,14 @@ def detections(
                 f"{brand}: {len(models)} models: {', '.join(m.object_name for m in models) or 'none'}"
             )
             run = run_detection(
-                root, brand, items, deferred, out_dir, loader_workers=cfg.detection.loader_workers, **common
+                root,
+                brand,
+                items,
+                deferred,
+                out_dir,
+                loader_workers=cfg.detection.loader_workers,
+                model_threads=cfg.detection.model_threads,
+                **common,
             )
     errors_path = errors_folder(out_dir)
     # metadata from the committed parts without loading the whole table (it grows with the creatives)

@@ -31,6 +31,8 @@ from creative_assets.detection.batch_rows import (
 from creative_assets.detection.batch_runs import DetectionRun, check_run_arguments, open_run
 from creative_assets.detection.failure_policy import DEFAULT_MAX_RETRIES, reason_of
 from creative_assets.detection.image_loader import ImageFiles, image_chunks
+from creative_assets.detection.model_threads import ModelThreads
+from creative_assets.detection.model_threads import model_threads as threads_for
 from creative_assets.layout import DataRoot
 from creative_assets.media.decode import DEFAULT_MAX_MEGAPIXELS
 
@@ -52,12 +54,14 @@ def run_detection(
     max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
     removed: Collection[str] | None = None,
     max_retries: int = DEFAULT_MAX_RETRIES,
+    model_threads: int | None = None,
 ) -> DetectionRun:
     """Run every model on every work item of `brand`, committing one Parquet part per batch (resumable).
 
     `removed`: the creatives the manifest says were removed; committed rows of other absent creatives are
     kept (see "Stale parts and absence" in `batch_parts`). `DeferredModels` are loaded only when a batch is
-    pending.
+    pending. `model_threads`: CPU threads running the models side by side (`model_threads`; None = every
+    usable core; always 1 on a GPU).
     """
     started = time.perf_counter()
     check_run_arguments(brand, images_per_forward, max_retries)
@@ -79,35 +83,36 @@ def run_detection(
         decoded = iter(
             image_chunks(dataset, (c for batch_chunks in chunks for c in batch_chunks), loader_workers)
         )
-        for batch, batch_chunks in zip(plan.pending, chunks, strict=True):
-            # The failure policy of every executor: a batch that raises is tried again (decoded afresh, in
-            # this process) up to max_retries times, then committed as an errors row; the others go on.
-            ahead = (next(decoded) for _ in batch_chunks)
-            for attempt in range(1, max_retries + 2):
-                try:
-                    rows, failed, seen = BatchRows(models, score_floor), [], 0
-                    for chunk in ahead:
-                        detect_chunk(chunk, rows, failed)
-                        seen += len(chunk)
-                        if attempt == 1:
-                            run.within_batch(seen)
-                    detections = rows.frame(plan.items, batch.key)
-                    errors = error_frame(failed, plan.items, brand)
-                    commit_batch(plan.out_dir, plan.errors_dir, batch.key, detections, errors)
-                    run.batch_committed(batch.images, len(detections), len(errors))
-                    break
-                except Exception as err:
-                    if attempt == 1:  # the loader decoded this batch ahead: skip what is left of it
-                        for _ in ahead:
-                            pass
-                    reason = reason_of(err)
-                    if attempt <= max_retries:
-                        run.say(
-                            f"detections {brand}: batch {run.finished + 1} attempt {attempt} failed ({reason}); "
-                            "retrying"
-                        )
-                        ahead = ([dataset[i] for i in positions] for positions in batch_chunks)
-                        continue
-                    commit_failed_batch(root, brand, plan.out_dir, plan.errors_dir, batch, reason)
-                    run.batch_failed(batch.images, attempt, reason)
+        with ModelThreads(threads_for(model_threads, [m.detector for m in models])) as threads:
+            for batch, batch_chunks in zip(plan.pending, chunks, strict=True):
+                # The failure policy of every executor: a batch that raises is tried again (decoded afresh, in
+                # this process) up to max_retries times, then committed as an errors row; the others go on.
+                ahead = (next(decoded) for _ in batch_chunks)
+                for attempt in range(1, max_retries + 2):
+                    try:
+                        rows, failed, seen = BatchRows(models, score_floor), [], 0
+                        for chunk in ahead:
+                            detect_chunk(chunk, rows, failed, threads)
+                            seen += len(chunk)
+                            if attempt == 1:
+                                run.within_batch(seen)
+                        detections = rows.frame(plan.items, batch.key)
+                        errors = error_frame(failed, plan.items, brand)
+                        commit_batch(plan.out_dir, plan.errors_dir, batch.key, detections, errors)
+                        run.batch_committed(batch.images, len(detections), len(errors))
+                        break
+                    except Exception as err:
+                        if attempt == 1:  # the loader decoded this batch ahead: skip what is left of it
+                            for _ in ahead:
+                                pass
+                        reason = reason_of(err)
+                        if attempt <= max_retries:
+                            run.say(
+                                f"detections {brand}: batch {run.finished + 1} attempt {attempt} failed ({reason}); "
+                                "retrying"
+                            )
+                            ahead = ([dataset[i] for i in positions] for positions in batch_chunks)
+                            continue
+                        commit_failed_batch(root, brand, plan.out_dir, plan.errors_dir, batch, reason)
+                        run.batch_failed(batch.images, attempt, reason)
     return run.finish(started)

@@ -11,6 +11,7 @@ import pandas as pd
 from creative_assets.detection.backend import Detector, Predictions
 from creative_assets.detection.batches import ModelDescriptor
 from creative_assets.detection.image_loader import DecodedImage
+from creative_assets.detection.model_threads import ModelThreads
 from creative_assets.detection.tiling import TiledDetector
 from creative_assets.tables.schemas import DETECTIONS
 
@@ -153,16 +154,24 @@ class BatchRows:
         return DETECTIONS.conform(df)
 
 
-def detect_chunk(chunk: list[DecodedImage], rows: BatchRows, failed: list[DecodedImage]) -> None:
-    """Every model of `rows` on one decoded chunk of images (at its score floor), the detections added to
-    `rows` and the images that could not be decoded to `failed`."""
+def detect_chunk(
+    chunk: list[DecodedImage],
+    rows: BatchRows,
+    failed: list[DecodedImage],
+    threads: ModelThreads | None = None,
+) -> None:
+    """Every model of `rows` on one decoded chunk of images (at its score floor, on `threads`, else one after
+    another here), the detections added to `rows` and the images that could not be decoded to `failed`."""
     good = [d for d in chunk if d.image is not None]
     failed.extend(d for d in chunk if d.image is None)
     if not good:
         return
     images = [d.image for d in good]
-    for index, model in enumerate(rows.models):
-        predictions = model.detector.predict(images, score_floor=rows.score_floor)
+    runner = threads or ModelThreads(1)
+    detectors = [m.detector for m in rows.models]
+    for index, (model, predictions) in enumerate(
+        zip(rows.models, runner.predict(detectors, images, rows.score_floor), strict=True)
+    ):
         if len(predictions) != len(images):
             raise RuntimeError(
                 f"model {model.object_name}/{model.model_id} returned {len(predictions)} results "

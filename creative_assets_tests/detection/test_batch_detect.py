@@ -122,6 +122,17 @@ def test_detection_output_does_not_depend_on_forward_size_or_loader_workers(
     )
 
 
+def test_detection_output_does_not_depend_on_model_threads(root: DataRoot, brand_items: pd.DataFrame) -> None:
+    # three models on two threads: each model runs on both halves of a chunk, possibly at once
+    models = colour_models() + [LoadedModel("logo_again", "m-again", ColourBlobDetector(), {"logo": 0.5})]
+    one = detect(root, brand_items, models=models, out="one", images_per_forward=4, model_threads=1)
+    two = detect(root, brand_items, models=models, out="two", images_per_forward=4, model_threads=2)
+    assert one.rows == two.rows > 0
+    pd.testing.assert_frame_equal(
+        read_detections(root.warehouse("one", BRAND)), read_detections(root.warehouse("two", BRAND))
+    )
+
+
 def test_rerun_reuses_every_committed_part(root: DataRoot, brand_items: pd.DataFrame) -> None:
     first = detect(root, brand_items)
     before = part_stats(root.warehouse("detections", BRAND))

@@ -343,3 +343,14 @@ def test_the_training_mapper_applies_the_shared_augmentation_with_boxes_on_the_o
     x0, y0, x1, y1 = sample["instances"].gt_boxes.tensor[0].round().int().tolist()
     b, g, r = (image[y0:y1, x0:x1, k].astype(int) for k in range(3))
     assert ((r - np.maximum(b, g)) > 40).mean() > 0.5  # the red logo is inside its box
+
+
+def test_two_threads_running_the_detector_side_by_side_equal_one_after_another(detector, split):
+    from creative_assets.detection.model_threads import ModelThreads
+
+    images = [cv2.imread(str(p)) for p in _paths(split)[:4]]
+    sequential = detector.predict(images)
+    with ModelThreads(2) as threads:  # one model, two threads: each half of the chunk at the same time
+        (side_by_side,) = threads.predict([detector], images, 0.0)
+    assert sum(map(len, sequential)) > 0
+    assert all(_same_detections(a, b) for a, b in zip(side_by_side, sequential, strict=True))

@@ -1,0 +1,105 @@
+"""Running a run's models on one chunk of images: one after another, or side by side on CPU threads.
+
+A small detector does not keep two CPU cores busy: its convolutions are small and much of its time is NMS,
+RoIAlign and Python between them, so a second torch thread adds little (the demo's `tiny` model: 19 images/s
+with one thread, 21–27 with two). Two models running at once, each on one thread, use both cores (about 1.7×
+on 2 cores, `benchmarks/bench_detect.py`). torch releases the GIL inside its operators, so threads suffice and
+the models are shared, not copied.
+
+On a GPU the models run one after another: they share one device, and side by side they would only queue.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from types import TracebackType
+
+import numpy as np
+
+from creative_assets.detection.backend import Detector, Predictions
+
+
+def usable_cpus() -> int:
+    """The CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def model_threads(requested: int | None, detectors: Sequence[Detector]) -> int:
+    """Threads to run `detectors` on: 1 when any runs on a GPU, else `requested` or every usable core."""
+    if any(d.device != "cpu" for d in detectors):
+        return 1
+    return max(1, requested if requested is not None else usable_cpus())
+
+
+def _one_torch_thread() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def split(count: int, parts: int) -> list[range]:
+    """`range(count)` cut into `parts` consecutive, nearly equal, non-empty pieces (fewer when count is small)."""
+    parts = max(1, min(parts, count))
+    bounds = np.linspace(0, count, parts + 1).round().astype(int)
+    return [range(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
+
+
+class ModelThreads:
+    """Runs every model on a chunk of images, on `threads` threads of one torch thread each (1: in the calling
+    thread, with the detectors' own thread settings). Results are in model order and image order whatever the
+    threads, so the rows of a batch do not depend on them.
+
+    With more threads than the models divide evenly (5 models on 2 threads), each model gets the chunk in
+    pieces, so no thread waits for the last model. A model may then run on two pieces at once; the backends'
+    inference keeps no state between calls, so that is safe."""
+
+    def __init__(self, threads: int = 1) -> None:
+        if threads < 1:
+            raise ValueError(f"model threads must be ≥ 1, got {threads}")
+        self.threads = threads
+        self._pool = (
+            ThreadPoolExecutor(threads, thread_name_prefix="detect", initializer=_one_torch_thread)
+            if threads > 1
+            else None
+        )
+
+    def predict(
+        self, detectors: Sequence[Detector], images: Sequence[np.ndarray], score_floor: float
+    ) -> list[list[Predictions]]:
+        """One list of predictions per detector, one Predictions per image."""
+        if self._pool is None or not images:
+            return [d.predict(images, score_floor=score_floor) for d in detectors]
+        pieces = split(len(images), self.threads // math.gcd(len(detectors), self.threads))
+        futures = [
+            [self._pool.submit(d.predict, images[p.start : p.stop], score_floor) for p in pieces]
+            for d in detectors
+        ]
+        flat = [f for per_model in futures for f in per_model]
+        done, pending = wait(flat, return_when=FIRST_EXCEPTION)
+        if pending:  # one failed: cancel what has not started, let the rest finish, then raise
+            for f in pending:
+                f.cancel()
+            wait(pending)
+            for f in flat:
+                if f.done() and not f.cancelled() and f.exception() is not None:
+                    raise f.exception()  # type: ignore[misc]
+        return [[p for f in per_model for p in f.result()] for per_model in futures]
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def __enter__(self) -> ModelThreads:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, err: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
