@@ -214,7 +214,10 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=50, help="creatives per committed part")
     parser.add_argument("--workers", type=int, default=1, help="DataLoader workers (batched path)")
     parser.add_argument(
-        "--model-threads", type=int, default=None, help="threads running models side by side (batched; default: cores)"
+        "--model-threads",
+        type=int,
+        default=None,
+        help="threads running models side by side (batched; default: cores)",
     )
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch threads")
     parser.add_argument("--floor", type=float, default=0.2, help="score floor")
