@@ -1,13 +1,16 @@
 """Detection throughput and peak memory: `run_detection` against a per-image loop, same models and images.
 
 The per-image loop is what the case study does: for each image `cv2.imread`, then each model's `predict` on that
-one image. `run_detection` decodes ahead in a DataLoader, runs `--per-forward` images per model call and
-commits Parquet parts per batch. Each path runs in its own subprocess so its peak RSS is its own; the
-models are the torchvision backend's Faster R-CNN (random init, seeded identically in both paths) with the
-`demo` profile's inference settings at the images' native size.
+one image, with torch's own threads. `run_detection` is the pipeline's path with a profile's detection settings:
+it decodes ahead in a DataLoader, runs `images_per_forward` images per model call, runs the models side by side
+on the CPU's cores (`detection.model_threads`) and commits Parquet parts per batch. Each path runs in its own
+subprocess so its peak RSS is its own; the models are the torchvision backend's Faster R-CNN of the profile's
+architecture (random init, seeded identically in both paths) with the profile's inference settings (input size,
+RPN top-k, detections per image).
 
-Run: `python benchmarks/bench_detect.py [--images 100 --models 5 --size 320x240 --per-forward 8]`;
-`--paths batched --images 1000` alone is the memory-growth check.
+Run: `python benchmarks/bench_detect.py --profile demo [--images 200 --models 5 --size 640x360]`;
+`--native-size` runs the models at the images' own size; `--paths batched --images 1000` alone is the
+memory-growth check.
 """
 
 from __future__ import annotations
@@ -32,10 +35,11 @@ from creative_assets.detection.batch_detect import run_detection
 from creative_assets.detection.batch_rows import LoadedModel
 from creative_assets.detection.batches import WORK_ITEM_DTYPES
 from creative_assets.layout import DataRoot
-from creative_assets.settings import build_settings
+from creative_assets.settings import PROFILE_DEFAULTS, Settings, build_settings
 
 BRAND = "bench"
 PATHS = ("per_image", "batched")
+PROFILES = tuple(PROFILE_DEFAULTS)
 OBJECTS = ("logo", "product", "brand_cue", "face", "smile")
 
 
@@ -69,27 +73,37 @@ def make_images(root: DataRoot, count: int, width: int, height: int) -> pd.DataF
     return pd.DataFrame(rows).astype(WORK_ITEM_DTYPES)
 
 
-def build_models(n: int, architecture: str, width: int, height: int) -> list[LoadedModel]:
+def profile_settings(args: argparse.Namespace) -> Settings:
+    """The profile's settings with the benchmark's overrides (architecture, input size, batching)."""
+    width, height = (int(v) for v in args.size.lower().split("x"))
+    train: dict[str, object] = {"device": "cpu"}
+    if args.architecture:
+        train["architecture"] = args.architecture
+    if args.native_size:
+        train.update(min_size_test=min(width, height), max_size_test=max(width, height))
+    detection = {
+        key: value
+        for key, value in {
+            "images_per_forward": args.per_forward,
+            "batch_size": args.batch_size,
+            "loader_workers": args.workers,
+            "model_threads": args.model_threads,
+        }.items()
+        if value is not None
+    }
+    return build_settings(Path("."), args.profile, {"train": train, "detection": detection})
+
+
+def build_models(n: int, settings: Settings) -> list[LoadedModel]:
     """`n` one-class Faster R-CNNs from the torchvision backend, seeded so every process builds the same."""
     from creative_assets.detection.architectures import build_model
     from creative_assets.detection.torchvision_backend import TorchvisionDetector
 
-    settings = build_settings(
-        Path("."),
-        "demo",
-        {
-            "train": {
-                "architecture": architecture,
-                "min_size_test": min(width, height),
-                "max_size_test": max(width, height),
-            }
-        },
-    )
     models = []
     for i in range(n):
         torch.manual_seed(i)
         name = OBJECTS[i % len(OBJECTS)] if i < len(OBJECTS) else f"object{i}"
-        model, _ = build_model(architecture, 1, settings.train, batch_size_per_image=64)
+        model, _ = build_model(settings.train.architecture, 1, settings.train, batch_size_per_image=64)
         detector = TorchvisionDetector(model, [name], "cpu", amp=False, meta={})
         models.append(LoadedModel(name, f"bench{i}", detector, {name: 0.5}))
     return models
@@ -163,8 +177,8 @@ def child(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     root = DataRoot(Path(args.root))
     items = pd.read_parquet(args.items)
-    width, height = (int(v) for v in args.size.lower().split("x"))
-    models = build_models(args.models, args.architecture, width, height)
+    settings = profile_settings(args)
+    models = build_models(args.models, settings)
     warm = cv2.imread(str(root.resolve_inside(items["path"].iloc[0])))
     for m in models:  # first calls allocate; keep them out of both timings
         m.detector.predict([warm, warm], score_floor=args.floor)
@@ -180,11 +194,11 @@ def child(args: argparse.Namespace) -> None:
             items,
             models,
             root.warehouse("detections", BRAND),
-            batch_size=args.batch_size,
-            images_per_forward=args.per_forward,
+            batch_size=settings.detection.batch_size,
+            images_per_forward=settings.detection.images_per_forward,
             score_floor=args.floor,
-            loader_workers=args.workers,
-            model_threads=args.model_threads,
+            loader_workers=settings.detection.loader_workers,
+            model_threads=settings.detection.model_threads,
         )
         detections = run.rows
     seconds = time.perf_counter() - started
@@ -208,16 +222,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=100)
     parser.add_argument("--models", type=int, default=5)
-    parser.add_argument("--size", default="320x240", help="WIDTHxHEIGHT")
-    parser.add_argument("--architecture", default="mobilenet_v3_large")
-    parser.add_argument("--per-forward", type=int, default=8, help="images per model call (batched path)")
-    parser.add_argument("--batch-size", type=int, default=50, help="creatives per committed part")
-    parser.add_argument("--workers", type=int, default=1, help="DataLoader workers (batched path)")
+    parser.add_argument("--size", default="640x360", help="WIDTHxHEIGHT of the generated JPEGs")
+    parser.add_argument("--profile", default="demo", choices=PROFILES, help="settings profile")
+    parser.add_argument("--architecture", help="default: the profile's")
+    parser.add_argument("--native-size", action="store_true", help="run the models at the images' own size")
+    parser.add_argument("--per-forward", type=int, help="images per model call (default: the profile's)")
     parser.add_argument(
-        "--model-threads",
-        type=int,
-        default=None,
-        help="threads running models side by side (batched; default: cores)",
+        "--batch-size", type=int, help="creatives per committed part (default: the profile's)"
+    )
+    parser.add_argument("--workers", type=int, help="DataLoader workers (default: the profile's)")
+    parser.add_argument(
+        "--model-threads", type=int, help="threads running models side by side (default: cores)"
     )
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch threads")
     parser.add_argument("--floor", type=float, default=0.2, help="score floor")
@@ -236,9 +251,13 @@ def main() -> None:
         items = make_images(root, args.images, width, height)
         items_file = Path(tmp) / "items.parquet"
         items.to_parquet(items_file)
+        settings = profile_settings(args)
+        train, detection = settings.train, settings.detection
         print(
-            f"{args.images} images {args.size}, {args.models} × {args.architecture} Faster R-CNN, "
-            f"torch threads {args.threads}, batched: {args.per_forward} per forward, {args.workers} loader workers"
+            f"profile {args.profile}: {args.images} images {args.size}, {args.models} × {train.architecture} "
+            f"Faster R-CNN at {train.min_size_test}/{train.max_size_test} px, torch threads {args.threads}; "
+            f"batched: {detection.images_per_forward} per forward, {detection.loader_workers} loader workers, "
+            f"model threads {detection.model_threads or 'all cores'}"
         )
         results = {}
         for path in args.paths:

@@ -271,15 +271,21 @@ class DetectionSettings(_Strict):
     """Detection over every creative."""
 
     batch_size: int = Field(200, gt=0, description="creatives per committed batch")
-    images_per_forward: int = Field(8, gt=0, description="images per forward pass")
+    images_per_forward: int = Field(
+        8,
+        gt=0,
+        description="images per forward pass (on a CPU a large model, over 30 M parameters, gets one image per "
+        "call: batching only slowed it there)",
+    )
     score_floor: float = Field(0.20, ge=0, lt=1, description="detections below are not kept")
     loader_workers: int = Field(2, ge=0, description="DataLoader workers decoding ahead")
     model_threads: int | None = Field(
         None,
         ge=1,
         description="on a CPU, threads running the models side by side, one torch thread each (a small "
-        "detector leaves a second core idle); None = every core this process may use, 1 = one model at a time "
-        "with train.cpu_threads. On a GPU the models always run one at a time",
+        "detector leaves a second core idle); None = every core this process may use for small models and 1 for "
+        "large ones (over 30 M parameters); 1 = one model at a time with train.cpu_threads. On a GPU the models "
+        "always run one at a time",
     )
 
 

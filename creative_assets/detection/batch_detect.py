@@ -26,13 +26,12 @@ from creative_assets.detection.batch_rows import (
     DeferredModels,
     LoadedModel,
     described_models,
-    detect_chunk,
+    start_chunk,
 )
-from creative_assets.detection.batch_runs import DetectionRun, check_run_arguments, open_run
+from creative_assets.detection.batch_runs import DetectionRun, RunLog, check_run_arguments, open_run
 from creative_assets.detection.failure_policy import DEFAULT_MAX_RETRIES, reason_of
 from creative_assets.detection.image_loader import ImageFiles, image_chunks
 from creative_assets.detection.model_threads import ModelThreads
-from creative_assets.detection.model_threads import model_threads as threads_for
 from creative_assets.layout import DataRoot
 from creative_assets.media.decode import DEFAULT_MAX_MEGAPIXELS
 
@@ -83,7 +82,7 @@ def run_detection(
         decoded = iter(
             image_chunks(dataset, (c for batch_chunks in chunks for c in batch_chunks), loader_workers)
         )
-        with ModelThreads(threads_for(model_threads, [m.detector for m in models])) as threads:
+        with ModelThreads.for_models(model_threads, [m.detector for m in models]) as threads:
             for batch, batch_chunks in zip(plan.pending, chunks, strict=True):
                 # The failure policy of every executor: a batch that raises is tried again (decoded afresh, in
                 # this process) up to max_retries times, then committed as an errors row; the others go on.
@@ -91,17 +90,22 @@ def run_detection(
                 for attempt in range(1, max_retries + 2):
                     try:
                         rows, failed, seen = BatchRows(models, score_floor), [], 0
+                        # the models run on a chunk while this thread decodes the next (loader_workers 0)
+                        finishing: tuple[Callable[[], None], int] | None = None
                         for chunk in ahead:
-                            detect_chunk(chunk, rows, failed, threads)
-                            seen += len(chunk)
-                            if attempt == 1:
-                                run.within_batch(seen)
-                        detections = rows.frame(plan.items, batch.key)
+                            running = start_chunk(chunk, rows, failed, threads), len(chunk)
+                            if finishing is not None:
+                                seen = finish(finishing, seen, run, attempt)
+                            finishing = running
+                        if finishing is not None:
+                            seen = finish(finishing, seen, run, attempt)
+                        detections = rows.table(plan.items, batch.key)
                         errors = error_frame(failed, plan.items, brand)
                         commit_batch(plan.out_dir, plan.errors_dir, batch.key, detections, errors)
                         run.batch_committed(batch.images, len(detections), len(errors))
                         break
                     except Exception as err:
+                        threads.drain()
                         if attempt == 1:  # the loader decoded this batch ahead: skip what is left of it
                             for _ in ahead:
                                 pass
@@ -116,3 +120,13 @@ def run_detection(
                         commit_failed_batch(root, brand, plan.out_dir, plan.errors_dir, batch, reason)
                         run.batch_failed(batch.images, attempt, reason)
     return run.finish(started)
+
+
+def finish(running: tuple[Callable[[], None], int], seen: int, run: RunLog, attempt: int) -> int:
+    """Wait for a started chunk, add its rows, report progress; the images of the batch seen so far."""
+    wait_and_add, images = running
+    wait_and_add()
+    seen += images
+    if attempt == 1:
+        run.within_batch(seen)
+    return seen

@@ -50,6 +50,8 @@ def errors_folder(out_dir: Path) -> Path:
 
 def error_frame(failed: list[DecodedImage], items: pd.DataFrame, brand: str) -> pd.DataFrame:
     """Errors-table rows for images that could not be decoded."""
+    if not failed:
+        return DETECTION_ERRORS.empty()
     paths = items["path"]
     rows = [
         {
@@ -65,7 +67,7 @@ def error_frame(failed: list[DecodedImage], items: pd.DataFrame, brand: str) -> 
 
 
 def commit_batch(
-    out_dir: Path, errors_dir: Path, key: str, detections: pd.DataFrame, errors: pd.DataFrame
+    out_dir: Path, errors_dir: Path, key: str, detections: pa.Table, errors: pd.DataFrame
 ) -> None:
     """Commit a batch: its errors part first, then the detections part that marks it done."""
     # Errors first: the detections part marks the batch as done, so it must be the last file written.
@@ -74,7 +76,9 @@ def commit_batch(
         write_part(errors_part, to_arrow(errors, DETECTION_ERRORS.arrow_schema()))
     else:
         errors_part.unlink(missing_ok=True)
-    write_part(part_path(out_dir, key), to_arrow(detections, DETECTIONS.arrow_schema()))
+    if not detections.schema.equals(DETECTIONS.arrow_schema()):
+        raise ValueError(f"batch {key}: the detections part does not have the detections schema")
+    write_part(part_path(out_dir, key), detections)
 
 
 def commit_failed_batch(

@@ -89,6 +89,7 @@ class TiledDetector:
         self.classes = list(inner.classes)
         self.backend = inner.backend
         self.device = inner.device
+        self.parameter_count = int(getattr(inner, "parameter_count", 0))
 
     @property
     def inference(self) -> dict[str, Any]:

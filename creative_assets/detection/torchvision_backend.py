@@ -67,6 +67,7 @@ class TorchvisionDetector:
         cpu_threads: int | None = None,
     ) -> None:
         self.model = model.eval()
+        self.parameter_count = sum(p.numel() for p in model.parameters())
         self.cpu_threads = cpu_threads if device == "cpu" else None
         self.classes = list(classes)
         self.device = device

@@ -213,7 +213,7 @@ class DetectionWorker:
                 if i + 1 < len(chunks):
                     pending = pool.submit(decode, chunks[i + 1])
                 detect_chunk(decoded, rows, failed)
-        detections = rows.frame(items, key)
+        detections = rows.table(items, key)
         errors = error_frame(failed, items, job.brand)
         commit_batch(job.out_dir, job.errors_dir, key, detections, errors)
         return len(detections), len(errors)

@@ -69,8 +69,7 @@ def write_part(target: Path, table: pd.DataFrame | pa.Table) -> None:
     for key, value in values.items():
         if key not in table.column_names:
             continue
-        column = table.column(key).to_pylist()
-        wrong = {v for v in column if v != value}
+        wrong = {v for v in table.column(key).unique().to_pylist() if v != value}
         if wrong:
             raise ValueError(
                 f"{target}: column {key!r} holds {sorted(map(str, wrong))[:3]}, the folder says {value!r}"

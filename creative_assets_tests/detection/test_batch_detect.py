@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 
 from creative_assets.checksums import sha256_file
+from creative_assets.detection import batch_runs
 from creative_assets.detection.backend import Predictions
 from creative_assets.detection.batch_detect import run_detection
 from creative_assets.detection.batch_rows import DeferredModels, LoadedModel
@@ -259,8 +260,9 @@ def test_adding_a_creative_changes_at_most_the_batches_around_it() -> None:
 
 
 def test_progress_reaches_the_total_and_the_log_has_a_line_per_batch(
-    root: DataRoot, brand_items: pd.DataFrame
+    root: DataRoot, brand_items: pd.DataFrame, monkeypatch
 ) -> None:
+    monkeypatch.setattr(batch_runs, "BATCH_LINE_INTERVAL_S", 0.0)
     calls: list[tuple[int, int]] = []
     lines: list[str] = []
     run = detect(root, brand_items, log=lines.append, progress=lambda d, t: calls.append((d, t)))
@@ -270,6 +272,22 @@ def test_progress_reaches_the_total_and_the_log_has_a_line_per_batch(
     assert len(batch_lines) == run.batches and all(
         "images/s" in line and "ETA" in line for line in batch_lines
     )
+
+
+def test_fast_batches_log_the_first_and_last_batch_lines_but_report_progress_for_each(
+    root: DataRoot, brand_items: pd.DataFrame, monkeypatch
+) -> None:
+    monkeypatch.setattr(batch_runs, "BATCH_LINE_INTERVAL_S", 3600.0)
+    calls: list[tuple[int, int]] = []
+    lines: list[str] = []
+    run = detect(root, brand_items, log=lines.append, progress=lambda d, t: calls.append((d, t)))
+    batch_lines = [line for line in lines if "committed (" in line]
+    assert run.batches > 2
+    assert [line.split("batch ")[1].split(" ")[0] for line in batch_lines] == [
+        f"1/{run.batches}",
+        f"{run.batches}/{run.batches}",
+    ]
+    assert len({d for d, _ in calls}) > run.batches  # every batch (and chunk) still moves the progress bar
 
 
 def test_a_class_without_a_threshold_is_rejected(root: DataRoot, brand_items: pd.DataFrame) -> None:
@@ -361,6 +379,24 @@ class FailingFirstCalls:
         return self.inner.predict(images, score_floor)
 
 
+def test_models_failing_side_by_side_fail_one_attempt_and_the_retry_commits_the_same_table(
+    root: DataRoot, brand_items: pd.DataFrame
+):
+    reference = detect(root, brand_items, out="reference")
+    flaky = [
+        LoadedModel(m.object_name, m.model_id, FailingFirstCalls(m.detector, 2), m.thresholds)
+        for m in colour_models()
+    ]
+    lines: list[str] = []
+    run = detect(root, brand_items, models=flaky, out="flaky", log=lines.append, model_threads=2)
+    assert run.parts_written == reference.parts_written and run.errors.empty
+    assert any("batch 1 attempt 1 failed" in line for line in lines)
+    pd.testing.assert_frame_equal(
+        _sorted(read_detections(root.warehouse("flaky", BRAND))),
+        _sorted(read_detections(root.warehouse("reference", BRAND))),
+    )
+
+
 def _sorted(df: pd.DataFrame) -> pd.DataFrame:
     keys = ["creative_id", "frame_index", "object", "class_name", "x_min", "y_min"]
     return df.sort_values(keys).reset_index(drop=True)
@@ -373,7 +409,8 @@ def test_a_batch_that_fails_once_is_retried_to_the_same_table(root: DataRoot, br
         for m in colour_models()
     ]
     lines: list[str] = []
-    run = detect(root, brand_items, models=flaky, out="flaky", log=lines.append)
+    # one model at a time, so the second model's first call comes only after the first model's failed one
+    run = detect(root, brand_items, models=flaky, out="flaky", log=lines.append, model_threads=1)
     assert run.parts_written == reference.parts_written and run.errors.empty
     # each model fails its first call: batch 1 needs three attempts (the first try and both retries)
     retries = [line for line in lines if "retrying" in line]

@@ -132,3 +132,22 @@ def test_models_on_a_gpu_run_one_at_a_time_and_a_cpu_uses_what_is_asked():
     assert model_threads(None, [Recording()]) >= 1
     with pytest.raises(ValueError, match="≥ 1"):
         ModelThreads(0)
+
+
+def test_large_models_on_a_cpu_run_one_at_a_time_one_image_per_call():
+    class Large(Recording):
+        parameter_count = 100_000_000
+
+    detectors = [Large(), Large()]
+    threads = ModelThreads.for_models(None, detectors)
+    assert (threads.threads, threads.images_per_call) == (1, 1)
+    out = threads.predict(detectors, numbered(3), 0.0)
+    assert [[float(p.boxes[0, 0]) for p in per_model] for per_model in out] == [[0, 1, 2], [0, 1, 2]]
+    assert [ids for _, ids in detectors[0].calls] == [[0], [1], [2]]
+
+
+def test_small_models_on_a_cpu_use_the_cores_and_whole_pieces():
+    threads = ModelThreads.for_models(None, [Recording(), Recording()])
+    assert threads.images_per_call is None
+    assert threads.threads == model_threads(None, [Recording()])
+    threads.close()

@@ -41,6 +41,7 @@ class Detectron2Detector:
         meta: dict[str, Any],
     ) -> None:
         self.model = model.eval()
+        self.parameter_count = sum(p.numel() for p in model.parameters())
         self.cfg = cfg
         self.classes = list(classes)
         self.device = device
