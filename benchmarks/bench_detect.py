@@ -9,13 +9,15 @@ architecture (random init, seeded identically in both paths) with the profile's 
 RPN top-k, detections per image).
 
 Run: `python benchmarks/bench_detect.py --profile demo [--images 200 --models 5 --size 640x360]`;
-`--native-size` runs the models at the images' own size; `--paths batched --images 1000` alone is the
+`--native-size` runs the models at the images' own size; `PYTHONPATH=<another checkout>` runs that
+checkout's package under the same benchmark (the before/after comparison); `--paths batched --images 1000` alone is the
 memory-growth check.
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import resource
@@ -188,6 +190,10 @@ def child(args: argparse.Namespace) -> None:
     if args.child == "per_image":
         detections = per_image_loop(root, items, models, args.floor)
     else:
+        # an older checkout (PYTHONPATH=<its root>) has no model threads: compare its path as it was
+        threads = {}
+        if "model_threads" in inspect.signature(run_detection).parameters:
+            threads = {"model_threads": settings.detection.model_threads}
         run = run_detection(
             root,
             BRAND,
@@ -198,7 +204,7 @@ def child(args: argparse.Namespace) -> None:
             images_per_forward=settings.detection.images_per_forward,
             score_floor=args.floor,
             loader_workers=settings.detection.loader_workers,
-            model_threads=settings.detection.model_threads,
+            **threads,
         )
         detections = run.rows
     seconds = time.perf_counter() - started
@@ -257,7 +263,7 @@ def main() -> None:
             f"profile {args.profile}: {args.images} images {args.size}, {args.models} × {train.architecture} "
             f"Faster R-CNN at {train.min_size_test}/{train.max_size_test} px, torch threads {args.threads}; "
             f"batched: {detection.images_per_forward} per forward, {detection.loader_workers} loader workers, "
-            f"model threads {detection.model_threads or 'all cores'}"
+            f"model threads {getattr(detection, 'model_threads', None) or 'auto'}"
         )
         results = {}
         for path in args.paths:
