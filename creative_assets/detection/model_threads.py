@@ -11,7 +11,6 @@ On a GPU the models run one after another: they share one device, and side by si
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
@@ -75,9 +74,11 @@ class ModelThreads:
     thread, with the detectors' own thread settings). Results are in model order and image order whatever the
     threads, so the rows of a batch do not depend on them.
 
-    With more threads than the models divide evenly (5 models on 2 threads), each model gets the chunk in
-    pieces, so no thread waits for the last model. A model may then run on two pieces at once; the backends'
-    inference keeps no state between calls, so that is safe."""
+    With fewer models than threads (one object's model on 2 cores), each model gets the chunk in pieces, one
+    per thread. With as many or more (5 models on 2 threads) each call takes the whole chunk: two images per call
+    ran faster than one, and the next chunk's calls, started while this one's finish, keep both threads busy.
+    A model may run on two pieces or chunks at once; the backends' inference keeps no state between calls, so
+    that is safe."""
 
     def __init__(self, threads: int = 1, images_per_call: int | None = None) -> None:
         if threads < 1:
@@ -109,7 +110,9 @@ class ModelThreads:
         can decode the next chunk while the models run."""
         if not images:
             return lambda: [[] for _ in detectors]
-        pieces = split(len(images), self.threads // math.gcd(len(detectors), self.threads))
+        # fewer models than threads: each model gets the chunk in pieces, one per thread; otherwise whole chunks
+        # (the next chunk's calls queue behind this one's, so no thread waits for the last model)
+        pieces = split(len(images), 1 if len(detectors) >= self.threads else self.threads)
         if self.images_per_call:
             pieces = [
                 range(i, min(i + self.images_per_call, p.stop))

@@ -89,22 +89,33 @@ def numbered(count: int) -> list[np.ndarray]:
     return [np.full((4, 4, 3), i, np.uint8) for i in range(count)]
 
 
-def test_five_models_on_two_threads_get_the_chunk_in_pieces_and_results_keep_their_order():
+def test_one_model_on_three_threads_gets_the_chunk_in_pieces_and_results_keep_their_order():
+    detector = Recording()
+    with ModelThreads(3) as threads:
+        (out,) = threads.predict([detector], numbered(8), 0.0)
+    assert [float(p.boxes[0, 0]) for p in out] == list(range(8))
+    pieces = sorted(ids for _, ids in detector.calls)
+    assert [i for piece in pieces for i in piece] == list(range(8))
+    assert sorted(map(len, pieces)) == [2, 3, 3]
+    assert all(name.startswith("detect") for name, _ in detector.calls)
+
+
+def test_five_models_on_two_threads_get_the_whole_chunk_on_the_threads():
     detectors = [Recording() for _ in range(5)]
     with ModelThreads(2) as threads:
-        out = threads.predict(detectors, numbered(8), 0.0)
-    for per_model in out:
-        assert [float(p.boxes[0, 0]) for p in per_model] == list(range(8))
-    for d in detectors:  # 5 models do not divide over 2 threads: each gets two halves
-        assert sorted(ids for _, ids in d.calls) == [[0, 1, 2, 3], [4, 5, 6, 7]]
-        assert all(name.startswith("detect") for name, _ in d.calls)
-
-
-def test_four_models_on_two_threads_get_the_whole_chunk():
-    detectors = [Recording() for _ in range(4)]
-    with ModelThreads(2) as threads:
-        threads.predict(detectors, numbered(6), 0.0)
+        out = threads.predict(detectors, numbered(6), 0.0)
+    assert all([float(p.boxes[0, 0]) for p in per_model] == list(range(6)) for per_model in out)
     assert all([ids for _, ids in d.calls] == [list(range(6))] for d in detectors)
+    assert all(name.startswith("detect") for d in detectors for name, _ in d.calls)
+
+
+def test_a_chunk_started_before_the_last_is_collected_keeps_each_chunks_results():
+    detectors = [Recording() for _ in range(3)]
+    with ModelThreads(2) as threads:
+        first = threads.submit(detectors, numbered(4), 0.0)
+        second = threads.submit(detectors, numbered(7)[4:], 0.0)
+        assert [[float(p.boxes[0, 0]) for p in m] for m in first()] == [[0, 1, 2, 3]] * 3
+        assert [[float(p.boxes[0, 0]) for p in m] for m in second()] == [[4, 5, 6]] * 3
 
 
 def test_a_failing_model_raises_its_own_error_and_the_threads_go_on():
