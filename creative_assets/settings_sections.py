@@ -278,7 +278,12 @@ class DetectionSettings(_Strict):
         "call: batching only slowed it there)",
     )
     score_floor: float = Field(0.20, ge=0, lt=1, description="detections below are not kept")
-    loader_workers: int = Field(2, ge=0, description="DataLoader workers decoding ahead")
+    loader_workers: int = Field(
+        2,
+        ge=0,
+        description="DataLoader workers decoding ahead (0 for large models on a CPU: there they only took cores "
+        "from the model)",
+    )
     model_threads: int | None = Field(
         None,
         ge=1,

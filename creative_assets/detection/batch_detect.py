@@ -31,7 +31,7 @@ from creative_assets.detection.batch_rows import (
 from creative_assets.detection.batch_runs import DetectionRun, RunLog, check_run_arguments, open_run
 from creative_assets.detection.failure_policy import DEFAULT_MAX_RETRIES, reason_of
 from creative_assets.detection.image_loader import ImageFiles, image_chunks
-from creative_assets.detection.model_threads import ModelThreads
+from creative_assets.detection.model_threads import ModelThreads, large_on_cpu
 from creative_assets.layout import DataRoot
 from creative_assets.media.decode import DEFAULT_MAX_MEGAPIXELS
 
@@ -78,11 +78,16 @@ def run_detection(
             ]
             for b in plan.pending
         ]
+        detectors = [m.detector for m in models]
+        if large_on_cpu(detectors):
+            # decoding is nothing beside a large model on a CPU, and loader processes only took cores from it
+            # (X101 on 2 cores: 131 s with 4 loader workers, 101.5 s decoding here)
+            loader_workers = 0
         dataset = ImageFiles(root, plan.items["path"].tolist(), max_megapixels)
         decoded = iter(
             image_chunks(dataset, (c for batch_chunks in chunks for c in batch_chunks), loader_workers)
         )
-        with ModelThreads.for_models(model_threads, [m.detector for m in models]) as threads:
+        with ModelThreads.for_models(model_threads, detectors) as threads:
             for batch, batch_chunks in zip(plan.pending, chunks, strict=True):
                 # The failure policy of every executor: a batch that raises is tried again (decoded afresh, in
                 # this process) up to max_retries times, then committed as an errors row; the others go on.

@@ -2,9 +2,10 @@
 
 A small detector does not keep two CPU cores busy: its convolutions are small and much of its time is NMS,
 RoIAlign and Python between them, so a second torch thread adds little (the demo's `tiny` model: 19 images/s
-with one thread, 21–27 with two). Two models running at once, each on one thread, use both cores (about 1.7×
-on 2 cores, `benchmarks/bench_detect.py`). torch releases the GIL inside its operators, so threads suffice and
-the models are shared, not copied.
+with one thread, 21–27 with two). Two models running at once, each on one thread, use both cores: on 2 cores
+the demo profile's detections ran 1.6× faster than one model at a time, and 2.1× the case study's per-image
+loop (`benchmarks/bench_detect.py`). torch releases the GIL inside its operators, so threads suffice and the
+models are shared, not copied.
 
 On a GPU the models run one after another: they share one device, and side by side they would only queue.
 """

@@ -507,3 +507,32 @@ def test_deferred_models_that_load_otherwise_than_described_are_refused(root: Da
     deferred = DeferredModels(described, lambda: colour_models("m2"))
     with pytest.raises(ValueError, match="logo/m1 loads as .*re-materialise chosen_model"):
         detect(root, brand_items, models=deferred)
+
+
+class LargeColourBlobDetector(ColourBlobDetector):
+    parameter_count = 100_000_000  # an X101-sized model, as far as the executor can tell
+
+
+def test_large_models_on_a_cpu_decode_in_process_one_image_per_call(
+    root: DataRoot, brand_items: pd.DataFrame, monkeypatch
+) -> None:
+    from creative_assets.detection import batch_detect
+
+    workers: list[int] = []
+    real = batch_detect.image_chunks
+
+    def recording(dataset, chunks, loader_workers):
+        workers.append(loader_workers)
+        return real(dataset, chunks, loader_workers)
+
+    monkeypatch.setattr(batch_detect, "image_chunks", recording)
+    models = [
+        LoadedModel(m.object_name, m.model_id, LargeColourBlobDetector(m.detector.classes), m.thresholds)
+        for m in colour_models()
+    ]
+    detect(root, brand_items, models=models, out="large", loader_workers=2, images_per_forward=3)
+    detect(root, brand_items, out="small", loader_workers=2, images_per_forward=3)
+    assert workers == [0, 2]
+    pd.testing.assert_frame_equal(
+        read_detections(root.warehouse("large", BRAND)), read_detections(root.warehouse("small", BRAND))
+    )
