@@ -45,6 +45,7 @@ class ImageHeader:
     format: str
     width: int
     height: int
+    orientation: int = 1  # EXIF orientation (1: stored as displayed)
 
     @property
     def megapixels(self) -> float:
@@ -107,9 +108,10 @@ def _header(image: Image.Image) -> ImageHeader:
     width, height = image.size
     if width <= 0 or height <= 0:
         raise ImageDecodeError(f"the header gives an empty size {width}x{height}")
-    if _orientation(image) in _ROTATED_ORIENTATIONS:
+    orientation = _orientation(image)
+    if orientation in _ROTATED_ORIENTATIONS:
         width, height = height, width
-    return ImageHeader(str(image.format or "unknown"), int(width), int(height))
+    return ImageHeader(str(image.format or "unknown"), int(width), int(height), orientation)
 
 
 def read_header(data: bytes) -> ImageHeader:
@@ -152,7 +154,7 @@ def decode_bytes(data: bytes, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS) ->
             if "truncated" in reason:
                 raise ImageDecodeError(f"truncated image: {reason}") from None
             raise ImageDecodeError(f"corrupt image: {reason}") from None
-        oriented = ImageOps.exif_transpose(image) if _orientation(image) != 1 else image
+        oriented = ImageOps.exif_transpose(image) if header.orientation != 1 else image
         rgb = oriented if oriented.mode == "RGB" else oriented.convert("RGB")
         pixels = np.asarray(rgb)[:, :, ::-1].copy()  # RGB → BGR, the layout every model here expects
     finally:
