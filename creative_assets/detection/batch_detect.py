@@ -15,8 +15,9 @@ never more, so it does not grow with the number of creatives.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import pandas as pd
 
@@ -28,12 +29,14 @@ from creative_assets.detection.batch_rows import (
     described_models,
     start_chunk,
 )
-from creative_assets.detection.batch_runs import DetectionRun, RunLog, check_run_arguments, open_run
+from creative_assets.detection.batch_runs import DetectionRun, check_run_arguments, open_run
 from creative_assets.detection.failure_policy import DEFAULT_MAX_RETRIES, reason_of
 from creative_assets.detection.image_loader import ImageFiles, image_chunks
 from creative_assets.detection.model_threads import ModelThreads, large_on_cpu
 from creative_assets.layout import DataRoot
 from creative_assets.media.decode import DEFAULT_MAX_MEGAPIXELS
+
+T = TypeVar("T")
 
 
 def run_detection(
@@ -95,15 +98,13 @@ def run_detection(
                 for attempt in range(1, max_retries + 2):
                     try:
                         rows, failed, seen = BatchRows(models, score_floor), [], 0
-                        # the models run on a chunk while this thread decodes the next (loader_workers 0)
-                        finishing: tuple[Callable[[], None], int] | None = None
-                        for chunk in ahead:
-                            running = start_chunk(chunk, rows, failed, threads), len(chunk)
-                            if finishing is not None:
-                                seen = finish(finishing, seen, run, attempt)
-                            finishing = running
-                        if finishing is not None:
-                            seen = finish(finishing, seen, run, attempt)
+                        # the models run on a chunk while this thread decodes and starts the next
+                        running = ((start_chunk(c, rows, failed, threads), len(c)) for c in ahead)
+                        for wait_and_add, images in one_ahead(running):
+                            wait_and_add()
+                            seen += images
+                            if attempt == 1:
+                                run.within_batch(seen)
                         detections = rows.table(plan.items, batch.key)
                         errors = error_frame(failed, plan.items, brand)
                         commit_batch(plan.out_dir, plan.errors_dir, batch.key, detections, errors)
@@ -127,11 +128,10 @@ def run_detection(
     return run.finish(started)
 
 
-def finish(running: tuple[Callable[[], None], int], seen: int, run: RunLog, attempt: int) -> int:
-    """Wait for a started chunk, add its rows, report progress; the images of the batch seen so far."""
-    wait_and_add, images = running
-    wait_and_add()
-    seen += images
-    if attempt == 1:
-        run.within_batch(seen)
-    return seen
+def one_ahead(items: Iterator[T]) -> Iterator[T]:
+    """The items of `items` in order, each one given out only after the next has been taken."""
+    previous: list[T] = []
+    for item in items:
+        yield from previous
+        previous = [item]
+    yield from previous

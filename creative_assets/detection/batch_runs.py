@@ -186,13 +186,13 @@ class RunLog:
         self.written += 1
         self.rows_written += detections
         self._finished(images)
-        elapsed = time.perf_counter() - self.started
-        rate = self.computed / elapsed if elapsed > 0 else 0.0
-        eta = format_duration((self.plan.total - self.done) / rate) if rate > 0 else "?"
         now = time.perf_counter()
         if self.finished < len(self.plan.pending) and now - self.last_line < BATCH_LINE_INTERVAL_S:
             return  # small, fast batches: one line per interval and the last one, not one per batch
         self.last_line = now
+        elapsed = now - self.started
+        rate = self.computed / elapsed if elapsed > 0 else 0.0
+        eta = format_duration((self.plan.total - self.done) / rate) if rate > 0 else "?"
         self.say(
             f"detections {self.brand}: batch {self.finished}/{len(self.plan.pending)} committed ({images} "
             f"images, {detections} detections, {errors} errors); {self.done}/{self.plan.total} images, "

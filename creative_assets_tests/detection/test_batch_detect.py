@@ -383,17 +383,27 @@ def test_models_failing_side_by_side_fail_one_attempt_and_the_retry_commits_the_
     root: DataRoot, brand_items: pd.DataFrame
 ):
     reference = detect(root, brand_items, out="reference")
+    run, lines = _flaky_run(root, brand_items, failing_calls=2, model_threads=2)
+    assert run.parts_written == reference.parts_written and run.errors.empty
+    assert any("batch 1 attempt 1 failed" in line for line in lines)
+    _assert_same_tables(root, "flaky", "reference")
+
+
+def _flaky_run(root: DataRoot, items: pd.DataFrame, failing_calls: int, model_threads: int):
+    """`detect` with the colour models whose first `failing_calls` calls raise; the run and its log lines."""
     flaky = [
-        LoadedModel(m.object_name, m.model_id, FailingFirstCalls(m.detector, 2), m.thresholds)
+        LoadedModel(m.object_name, m.model_id, FailingFirstCalls(m.detector, failing_calls), m.thresholds)
         for m in colour_models()
     ]
     lines: list[str] = []
-    run = detect(root, brand_items, models=flaky, out="flaky", log=lines.append, model_threads=2)
-    assert run.parts_written == reference.parts_written and run.errors.empty
-    assert any("batch 1 attempt 1 failed" in line for line in lines)
+    run = detect(root, items, models=flaky, out="flaky", log=lines.append, model_threads=model_threads)
+    return run, lines
+
+
+def _assert_same_tables(root: DataRoot, out: str, expected: str) -> None:
     pd.testing.assert_frame_equal(
-        _sorted(read_detections(root.warehouse("flaky", BRAND))),
-        _sorted(read_detections(root.warehouse("reference", BRAND))),
+        _sorted(read_detections(root.warehouse(out, BRAND))),
+        _sorted(read_detections(root.warehouse(expected, BRAND))),
     )
 
 
@@ -404,21 +414,13 @@ def _sorted(df: pd.DataFrame) -> pd.DataFrame:
 
 def test_a_batch_that_fails_once_is_retried_to_the_same_table(root: DataRoot, brand_items: pd.DataFrame):
     reference = detect(root, brand_items, out="reference")
-    flaky = [
-        LoadedModel(m.object_name, m.model_id, FailingFirstCalls(m.detector, 1), m.thresholds)
-        for m in colour_models()
-    ]
-    lines: list[str] = []
     # one model at a time, so the second model's first call comes only after the first model's failed one
-    run = detect(root, brand_items, models=flaky, out="flaky", log=lines.append, model_threads=1)
+    run, lines = _flaky_run(root, brand_items, failing_calls=1, model_threads=1)
     assert run.parts_written == reference.parts_written and run.errors.empty
     # each model fails its first call: batch 1 needs three attempts (the first try and both retries)
     retries = [line for line in lines if "retrying" in line]
     assert len(retries) == 2 and all("batch 1 attempt" in line for line in retries)
-    pd.testing.assert_frame_equal(
-        _sorted(read_detections(root.warehouse("flaky", BRAND))),
-        _sorted(read_detections(root.warehouse("reference", BRAND))),
-    )
+    _assert_same_tables(root, "flaky", "reference")
 
 
 def test_a_batch_that_keeps_failing_is_an_error_row_and_the_others_are_committed(
